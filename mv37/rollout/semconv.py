@@ -1,0 +1,466 @@
+"""Attribute and event names of mv37.rollout (generated from semconv/; do not edit)."""
+
+from typing import Final
+
+ROLLOUT_SPAN_TYPE: Final = "rollout.span.type"
+"""Kind of Rollout span: agent, trace, llm, tool, task, retrieval, span or a custom type."""
+
+ROLLOUT_TRACE_NAME: Final = "rollout.trace.name"
+"""Name given to the Rollout trace (set on the trace's own span)."""
+
+ROLLOUT_TRACE_EXTERNAL_ID: Final = "rollout.trace.external_id"
+"""Caller-supplied id for the trace in another system."""
+
+ROLLOUT_USER_ID: Final = "rollout.user.id"
+"""End user the trace acts for; copied onto every span in the trace."""
+
+ROLLOUT_USER_TRAITS: Final = "rollout.user.traits"
+"""JSON object of user traits recorded by identify_user."""
+
+ROLLOUT_ACCOUNT_ID: Final = "rollout.account.id"
+"""Account or organisation of the user."""
+
+ROLLOUT_ACCOUNT_TRAITS: Final = "rollout.account.traits"
+"""JSON object of account traits."""
+
+ROLLOUT_SESSION_ID: Final = "rollout.session.id"
+"""Session the trace belongs to; copied onto every span in the trace."""
+
+ROLLOUT_CONVERSATION_ID: Final = "rollout.conversation.id"
+"""Conversation the trace belongs to; copied onto every span in the trace."""
+
+ROLLOUT_AGENT_NAME: Final = "rollout.agent.name"
+"""Name of the agent that runs the trace."""
+
+ROLLOUT_AGENT_ID: Final = "rollout.agent.id"
+"""Stable id of the agent."""
+
+ROLLOUT_AGENT_VERSION: Final = "rollout.agent.version"
+"""Version of the agent."""
+
+ROLLOUT_DEPLOYMENT: Final = "rollout.deployment"
+"""Deployment slot or region (resource attribute)."""
+
+ROLLOUT_ATTRIBUTES: Final = "rollout.attributes"
+"""User-supplied attribute `rollout.attributes.<key>` passed with `attributes=`."""
+
+ROLLOUT_INPUT: Final = "rollout.input"
+"""Serialised input of the span (JSON or text), capped in size."""
+
+ROLLOUT_INPUT_MIME_TYPE: Final = "rollout.input.mime_type"
+"""MIME type of rollout.input: application/json or text/plain."""
+
+ROLLOUT_INPUT_TRUNCATED: Final = "rollout.input.truncated"
+"""True when rollout.input was cut to the payload size limit."""
+
+ROLLOUT_INPUT_ORIGINAL_LENGTH: Final = "rollout.input.original_length"
+"""Length in characters of the input before truncation."""
+
+ROLLOUT_OUTPUT: Final = "rollout.output"
+"""Serialised output of the span (JSON or text), capped in size."""
+
+ROLLOUT_OUTPUT_MIME_TYPE: Final = "rollout.output.mime_type"
+"""MIME type of rollout.output."""
+
+ROLLOUT_OUTPUT_TRUNCATED: Final = "rollout.output.truncated"
+"""True when rollout.output was cut to the payload size limit."""
+
+ROLLOUT_OUTPUT_ORIGINAL_LENGTH: Final = "rollout.output.original_length"
+"""Length in characters of the output before truncation."""
+
+ROLLOUT_LLM_MODEL: Final = "rollout.llm.model"
+"""Model requested for an LLM call."""
+
+ROLLOUT_LLM_PROVIDER: Final = "rollout.llm.provider"
+"""Provider serving the model (openai, anthropic, ...)."""
+
+ROLLOUT_LLM_MODEL_VERSION: Final = "rollout.llm.model_version"
+"""Exact model version that answered."""
+
+ROLLOUT_LLM_REASONING_MODE: Final = "rollout.llm.reasoning_mode"
+"""Reasoning mode or effort requested."""
+
+ROLLOUT_LLM_TEMPERATURE: Final = "rollout.llm.temperature"
+"""Sampling temperature requested."""
+
+ROLLOUT_LLM_STREAM: Final = "rollout.llm.stream"
+"""Whether the LLM response was streamed."""
+
+ROLLOUT_LLM_STREAM_PREVIEW: Final = "rollout.llm.stream.preview"
+"""Rolling preview of the streamed text (last stream_preview_chars characters)."""
+
+ROLLOUT_LLM_STREAM_CHUNK_COUNT: Final = "rollout.llm.stream.chunk_count"
+"""Number of chunks recorded on a streaming span."""
+
+ROLLOUT_LLM_TIME_TO_FIRST_CHUNK: Final = "rollout.llm.time_to_first_chunk"
+"""Seconds from span start to the first streamed chunk."""
+
+ROLLOUT_LLM_CHUNK_TEXT: Final = "rollout.llm.chunk.text"
+"""Text of one streamed chunk (event attribute)."""
+
+ROLLOUT_LLM_CHUNK_INDEX: Final = "rollout.llm.chunk.index"
+"""Index of a streamed chunk (event attribute)."""
+
+ROLLOUT_USAGE_INPUT_TOKENS: Final = "rollout.usage.input_tokens"
+"""Input tokens, cached ones included; on a trace's span, the sum over its descendants."""
+
+ROLLOUT_USAGE_OUTPUT_TOKENS: Final = "rollout.usage.output_tokens"
+"""Output tokens, reasoning ones included; summed on a trace's span."""
+
+ROLLOUT_USAGE_CACHED_TOKENS: Final = "rollout.usage.cached_tokens"
+"""Input tokens served from cache; summed on a trace's span."""
+
+ROLLOUT_USAGE_REASONING_TOKENS: Final = "rollout.usage.reasoning_tokens"
+"""Output tokens spent on reasoning; summed on a trace's span."""
+
+ROLLOUT_USAGE_TOTAL_TOKENS: Final = "rollout.usage.total_tokens"
+"""Total tokens; summed on a trace's span."""
+
+ROLLOUT_USAGE_COST_USD: Final = "rollout.usage.cost_usd"
+"""Cost of the call in US dollars; summed on a trace's span."""
+
+ROLLOUT_CONTEXT_WINDOW_TOKENS: Final = "rollout.context.window_tokens"
+"""Size of the model's context window in tokens."""
+
+ROLLOUT_CONTEXT_USED_TOKENS: Final = "rollout.context.used_tokens"
+"""Tokens of the context window in use."""
+
+ROLLOUT_CONTEXT_UTILIZATION: Final = "rollout.context.utilization"
+"""Share of the context window in use, 0..1."""
+
+ROLLOUT_TOOL_NAME: Final = "rollout.tool.name"
+"""Name of the tool called."""
+
+ROLLOUT_TOOL_CALL_ID: Final = "rollout.tool.call_id"
+"""Id linking the tool call to the assistant message that asked for it."""
+
+ROLLOUT_TOOL_RETRY_COUNT: Final = "rollout.tool.retry_count"
+"""How many times the tool call was retried."""
+
+ROLLOUT_TOOL_STATUS: Final = "rollout.tool.status"
+"""Outcome of the tool call: ok or error."""
+
+ROLLOUT_ERROR_TYPE: Final = "rollout.error.type"
+"""Type of the exception that ended the span."""
+
+ROLLOUT_ERROR_MESSAGE: Final = "rollout.error.message"
+"""Message of the exception (capped)."""
+
+ROLLOUT_MESSAGE_ROLE: Final = "rollout.message.role"
+"""Role of a conversation message: user, assistant, system or tool."""
+
+ROLLOUT_MESSAGE_CONTENT: Final = "rollout.message.content"
+"""Content of a conversation message (capped)."""
+
+ROLLOUT_MESSAGE_CONTENT_TYPE: Final = "rollout.message.content_type"
+"""Content type of the message, e.g. text/plain."""
+
+ROLLOUT_MESSAGE_TOOL_CALL_ID: Final = "rollout.message.tool_call_id"
+"""Tool call a tool message answers."""
+
+ROLLOUT_MESSAGE_IS_INTERNAL: Final = "rollout.message.is_internal"
+"""True for messages not shown to the end user."""
+
+ROLLOUT_MESSAGE_INDEX: Final = "rollout.message.index"
+"""Position of the message within its trace."""
+
+ROLLOUT_FEEDBACK_NAME: Final = "rollout.feedback.name"
+"""Name of the feedback (thumbs, csat, ...)."""
+
+ROLLOUT_FEEDBACK_VALUE: Final = "rollout.feedback.value"
+"""Value of the feedback: bool, number, string, or JSON for a dict."""
+
+ROLLOUT_SIGNAL_NAME: Final = "rollout.signal.name"
+"""Name of an implicit outcome signal (order_placed, escalated, ...)."""
+
+ROLLOUT_SIGNAL_VALUE: Final = "rollout.signal.value"
+"""Value of the signal: bool, number, string, or JSON for a dict."""
+
+GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
+"""GenAI operation: invoke_agent, invoke_workflow, chat, execute_tool, retrieval or the span type."""
+
+GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
+"""GenAI provider of the model."""
+
+GEN_AI_AGENT_NAME: Final = "gen_ai.agent.name"
+"""Agent name (mirror of rollout.agent.name)."""
+
+GEN_AI_AGENT_ID: Final = "gen_ai.agent.id"
+"""Agent id (mirror of rollout.agent.id)."""
+
+GEN_AI_AGENT_VERSION: Final = "gen_ai.agent.version"
+"""Agent version (mirror of rollout.agent.version)."""
+
+GEN_AI_WORKFLOW_NAME: Final = "gen_ai.workflow.name"
+"""Workflow name on @trace spans (mirror of rollout.trace.name)."""
+
+GEN_AI_CONVERSATION_ID: Final = "gen_ai.conversation.id"
+"""Conversation id (mirror of rollout.conversation.id)."""
+
+GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
+"""Requested model (mirror of rollout.llm.model)."""
+
+GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
+"""Model version that answered (mirror of rollout.llm.model_version)."""
+
+GEN_AI_REQUEST_TEMPERATURE: Final = "gen_ai.request.temperature"
+"""Temperature (mirror of rollout.llm.temperature)."""
+
+GEN_AI_REQUEST_STREAM: Final = "gen_ai.request.stream"
+"""Streaming requested (mirror of rollout.llm.stream)."""
+
+GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: Final = "gen_ai.response.time_to_first_chunk"
+"""Seconds to the first chunk (mirror)."""
+
+GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
+"""Input tokens (mirror of rollout.usage.input_tokens)."""
+
+GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+"""Output tokens (mirror)."""
+
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
+"""Cached input tokens (mirror of rollout.usage.cached_tokens)."""
+
+GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.usage.reasoning.output_tokens"
+"""Reasoning tokens (mirror)."""
+
+GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
+"""Tool name (mirror)."""
+
+GEN_AI_TOOL_CALL_ID: Final = "gen_ai.tool.call.id"
+"""Tool call id (mirror)."""
+
+GEN_AI_TOOL_CALL_ARGUMENTS: Final = "gen_ai.tool.call.arguments"
+"""Tool call arguments as JSON (mirror of rollout.input on tool spans)."""
+
+GEN_AI_TOOL_CALL_RESULT: Final = "gen_ai.tool.call.result"
+"""Tool call result as JSON (mirror of rollout.output on tool spans)."""
+
+ERROR_TYPE: Final = "error.type"
+"""Class of error that ended the span."""
+
+EXCEPTION_TYPE: Final = "exception.type"
+"""Exception type (attribute of the exception event recorded by OTel)."""
+
+EXCEPTION_MESSAGE: Final = "exception.message"
+"""Exception message (exception event)."""
+
+EXCEPTION_STACKTRACE: Final = "exception.stacktrace"
+"""Stack trace (exception event)."""
+
+EXCEPTION_ESCAPED: Final = "exception.escaped"
+"""Whether the exception escaped the span (exception event)."""
+
+USER_ID: Final = "user.id"
+"""End user id (mirror of rollout.user.id)."""
+
+SESSION_ID: Final = "session.id"
+"""Session id (mirror of rollout.session.id)."""
+
+SERVICE_NAME: Final = "service.name"
+"""Service name (resource)."""
+
+SERVICE_VERSION: Final = "service.version"
+"""Service version, from release (resource)."""
+
+DEPLOYMENT_ENVIRONMENT_NAME: Final = "deployment.environment.name"
+"""Deployment environment (resource)."""
+
+OPENINFERENCE_SPAN_KIND: Final = "openinference.span.kind"
+"""OpenInference span kind: AGENT, CHAIN, LLM, TOOL, RETRIEVER."""
+
+INPUT_VALUE: Final = "input.value"
+"""Input payload (mirror of rollout.input)."""
+
+INPUT_MIME_TYPE: Final = "input.mime_type"
+"""MIME type of input.value."""
+
+OUTPUT_VALUE: Final = "output.value"
+"""Output payload (mirror of rollout.output)."""
+
+OUTPUT_MIME_TYPE: Final = "output.mime_type"
+"""MIME type of output.value."""
+
+LLM_MODEL_NAME: Final = "llm.model_name"
+"""Model name (mirror)."""
+
+LLM_PROVIDER: Final = "llm.provider"
+"""Provider (mirror)."""
+
+LLM_INVOCATION_PARAMETERS: Final = "llm.invocation_parameters"
+"""JSON of request parameters (temperature, stream, reasoning mode)."""
+
+LLM_TOKEN_COUNT_PROMPT: Final = "llm.token_count.prompt"
+"""Prompt tokens (mirror)."""
+
+LLM_TOKEN_COUNT_COMPLETION: Final = "llm.token_count.completion"
+"""Completion tokens (mirror)."""
+
+LLM_TOKEN_COUNT_TOTAL: Final = "llm.token_count.total"
+"""Total tokens (mirror)."""
+
+LLM_TOKEN_COUNT_PROMPT_DETAILS_CACHE_READ: Final = "llm.token_count.prompt_details.cache_read"
+"""Cached prompt tokens (mirror)."""
+
+LLM_TOKEN_COUNT_COMPLETION_DETAILS_REASONING: Final = "llm.token_count.completion_details.reasoning"
+"""Reasoning tokens (mirror)."""
+
+LLM_COST_TOTAL: Final = "llm.cost.total"
+"""Cost in USD (mirror)."""
+
+TOOL_NAME: Final = "tool.name"
+"""Tool name (mirror)."""
+
+TOOL_ID: Final = "tool.id"
+"""Tool call id (mirror)."""
+
+AGENT_NAME: Final = "agent.name"
+"""Agent name (mirror)."""
+
+EVENT_ROLLOUT_MESSAGE: Final = "rollout.message"
+"""A conversation message."""
+
+EVENT_ROLLOUT_FEEDBACK: Final = "rollout.feedback"
+"""Explicit user feedback."""
+
+EVENT_ROLLOUT_SIGNAL: Final = "rollout.signal"
+"""An implicit outcome signal."""
+
+EVENT_ROLLOUT_IDENTIFY: Final = "rollout.identify"
+"""Who the user is."""
+
+EVENT_ROLLOUT_LLM_CHUNK: Final = "rollout.llm.chunk"
+"""One streamed chunk (capture_stream_chunks=True)."""
+
+EVENT_EXCEPTION: Final = "exception"
+"""An exception, recorded by OTel record_exception."""
+
+ATTRIBUTE_KEYS: Final = frozenset(
+    {
+        "rollout.span.type",
+        "rollout.trace.name",
+        "rollout.trace.external_id",
+        "rollout.user.id",
+        "rollout.user.traits",
+        "rollout.account.id",
+        "rollout.account.traits",
+        "rollout.session.id",
+        "rollout.conversation.id",
+        "rollout.agent.name",
+        "rollout.agent.id",
+        "rollout.agent.version",
+        "rollout.deployment",
+        "rollout.input",
+        "rollout.input.mime_type",
+        "rollout.input.truncated",
+        "rollout.input.original_length",
+        "rollout.output",
+        "rollout.output.mime_type",
+        "rollout.output.truncated",
+        "rollout.output.original_length",
+        "rollout.llm.model",
+        "rollout.llm.provider",
+        "rollout.llm.model_version",
+        "rollout.llm.reasoning_mode",
+        "rollout.llm.temperature",
+        "rollout.llm.stream",
+        "rollout.llm.stream.preview",
+        "rollout.llm.stream.chunk_count",
+        "rollout.llm.time_to_first_chunk",
+        "rollout.llm.chunk.text",
+        "rollout.llm.chunk.index",
+        "rollout.usage.input_tokens",
+        "rollout.usage.output_tokens",
+        "rollout.usage.cached_tokens",
+        "rollout.usage.reasoning_tokens",
+        "rollout.usage.total_tokens",
+        "rollout.usage.cost_usd",
+        "rollout.context.window_tokens",
+        "rollout.context.used_tokens",
+        "rollout.context.utilization",
+        "rollout.tool.name",
+        "rollout.tool.call_id",
+        "rollout.tool.retry_count",
+        "rollout.tool.status",
+        "rollout.error.type",
+        "rollout.error.message",
+        "rollout.message.role",
+        "rollout.message.content",
+        "rollout.message.content_type",
+        "rollout.message.tool_call_id",
+        "rollout.message.is_internal",
+        "rollout.message.index",
+        "rollout.feedback.name",
+        "rollout.feedback.value",
+        "rollout.signal.name",
+        "rollout.signal.value",
+        "gen_ai.operation.name",
+        "gen_ai.provider.name",
+        "gen_ai.agent.name",
+        "gen_ai.agent.id",
+        "gen_ai.agent.version",
+        "gen_ai.workflow.name",
+        "gen_ai.conversation.id",
+        "gen_ai.request.model",
+        "gen_ai.response.model",
+        "gen_ai.request.temperature",
+        "gen_ai.request.stream",
+        "gen_ai.response.time_to_first_chunk",
+        "gen_ai.usage.input_tokens",
+        "gen_ai.usage.output_tokens",
+        "gen_ai.usage.cache_read.input_tokens",
+        "gen_ai.usage.reasoning.output_tokens",
+        "gen_ai.tool.name",
+        "gen_ai.tool.call.id",
+        "gen_ai.tool.call.arguments",
+        "gen_ai.tool.call.result",
+        "error.type",
+        "exception.type",
+        "exception.message",
+        "exception.stacktrace",
+        "exception.escaped",
+        "user.id",
+        "session.id",
+        "service.name",
+        "service.version",
+        "deployment.environment.name",
+        "openinference.span.kind",
+        "input.value",
+        "input.mime_type",
+        "output.value",
+        "output.mime_type",
+        "llm.model_name",
+        "llm.provider",
+        "llm.invocation_parameters",
+        "llm.token_count.prompt",
+        "llm.token_count.completion",
+        "llm.token_count.total",
+        "llm.token_count.prompt_details.cache_read",
+        "llm.token_count.completion_details.reasoning",
+        "llm.cost.total",
+        "tool.name",
+        "tool.id",
+        "agent.name",
+    }
+)
+TEMPLATE_PREFIXES: Final = ("rollout.attributes.",)
+EVENT_NAMES: Final = frozenset(
+    {
+        "rollout.message",
+        "rollout.feedback",
+        "rollout.signal",
+        "rollout.identify",
+        "rollout.llm.chunk",
+        "exception",
+    }
+)
+
+
+def is_registered_attribute(key: str) -> bool:
+    """True when the registry lists `key` (or a template it belongs to)."""
+    return key in ATTRIBUTE_KEYS or key.startswith(TEMPLATE_PREFIXES)
+
+
+def is_registered_event(name: str) -> bool:
+    """True when the registry lists the event `name`."""
+    return name in EVENT_NAMES
