@@ -5,6 +5,9 @@ from typing import Final
 ROLLOUT_SPAN_TYPE: Final = "rollout.span.type"
 """Kind of Rollout span: agent, trace, llm, tool, task, retrieval, span or a custom type."""
 
+ROLLOUT_SPAN_NAME: Final = "rollout.span.name"
+"""Name the user gave the span (the OTel span name follows the GenAI conventions)."""
+
 ROLLOUT_TRACE_NAME: Final = "rollout.trace.name"
 """Name given to the Rollout trace (set on the trace's own span)."""
 

@@ -1,0 +1,59 @@
+"""mv37.rollout: trace AI agents with a small, friendly API on OpenTelemetry.
+
+Example:
+    >>> import mv37.rollout as rollout
+    >>> rollout.init(agent_name="support_agent")  # doctest: +SKIP
+    >>> @rollout.tool("get_weather")  # doctest: +SKIP
+    ... def get_weather(city: str) -> dict: ...
+"""
+
+from mv37.rollout._api import ScopeFactory, agent, span, task, tool, trace
+from mv37.rollout._client import Rollout
+from mv37.rollout._config import RolloutConfig, resolve_config
+from mv37.rollout._context import bind_context, current_span, current_trace
+from mv37.rollout._global import (
+    aflush,
+    ashutdown,
+    feedback,
+    flush,
+    get_client,
+    identify_user,
+    init,
+    shutdown,
+    signal,
+)
+from mv37.rollout._span import Span, ToolCall
+from mv37.rollout._trace import Trace
+from mv37.rollout._types import EventAttributes, UsageDict, UserTraits
+from mv37.rollout._version import __version__
+
+__all__ = [
+    "EventAttributes",
+    "Rollout",
+    "RolloutConfig",
+    "ScopeFactory",
+    "Span",
+    "ToolCall",
+    "Trace",
+    "UsageDict",
+    "UserTraits",
+    "__version__",
+    "aflush",
+    "agent",
+    "ashutdown",
+    "bind_context",
+    "current_span",
+    "current_trace",
+    "feedback",
+    "flush",
+    "get_client",
+    "identify_user",
+    "init",
+    "resolve_config",
+    "shutdown",
+    "signal",
+    "span",
+    "task",
+    "tool",
+    "trace",
+]

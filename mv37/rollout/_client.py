@@ -1,0 +1,323 @@
+"""`Rollout`: the client. Holds the configuration and the pipeline; starts traces."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry import trace as otel_trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import (
+    INVALID_SPAN,
+    Link,
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    TraceFlags,
+    Tracer,
+)
+
+from mv37.rollout import semconv as sc
+from mv37.rollout._attributes import (
+    AGENT,
+    Attributes,
+    context_attributes,
+    span_name,
+    type_attributes,
+    user_attributes,
+)
+from mv37.rollout._config import RolloutConfig, resolve_config
+from mv37.rollout._context import current_trace, trace_in
+from mv37.rollout._diagnostics import debug_once, internal_error
+from mv37.rollout._ids import (
+    RolloutIdGenerator,
+    force_trace_id,
+    parse_trace_id,
+    reset_forced_trace_id,
+)
+from mv37.rollout._pipeline import Pipeline
+from mv37.rollout._trace import Trace
+
+_CONTEXT_FIELDS = ("user_id", "session_id", "conversation_id", "account_id")
+_MAX_EXTERNAL_IDS = 10_000
+
+
+class Rollout:
+    """The Rollout client: configuration, the OTel pipeline, and trace factories.
+
+    Arguments and their `ROLLOUT_*` environment variables are listed in `RolloutConfig`;
+    an argument beats the variable, which beats the default.
+
+    Example:
+        >>> client = Rollout(agent_name="support_agent", sync_mode=True)  # doctest: +SKIP
+        >>> with client.trace("support_agent") as trace:  # doctest: +SKIP
+        ...     trace.message(role="user", content="hi")
+    """
+
+    def __init__(self, **config: Any) -> None:
+        self.config: RolloutConfig = resolve_config(**config)
+        self._setup(passive=False)
+
+    @classmethod
+    def _passive(cls, config: RolloutConfig) -> Rollout:
+        """A client for use before `init()`: follows the global provider, adds nothing."""
+        client = cls.__new__(cls)
+        client.config = config
+        client._setup(passive=True)
+        return client
+
+    def _setup(self, *, passive: bool) -> None:
+        self._external_ids: OrderedDict[str, str] = OrderedDict()
+        self._pipeline: Pipeline | None = None
+        if self.config.disabled:
+            self.tracer: Tracer = otel_trace.NoOpTracer()
+            return
+        self._pipeline = Pipeline(self.config, passive=passive)
+        self.tracer = self._pipeline.tracer
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (
+            f"Rollout(agent_name={c.agent_name!r}, environment={c.environment!r}, "
+            f"base_url={c.base_url!r}, disabled={c.disabled!r})"
+        )
+
+    @property
+    def disabled(self) -> bool:
+        """True for the kill switch: user code runs, nothing is emitted."""
+        return self.config.disabled
+
+    @property
+    def tracer_provider(self) -> otel_trace.TracerProvider | None:
+        """The OTel tracer provider this client emits through (None when disabled)."""
+        return None if self._pipeline is None else self._pipeline.provider
+
+    # -- traces -------------------------------------------------------------------------
+
+    def trace(
+        self,
+        name: str,
+        *,
+        trace_id: str | int | None = None,
+        external_trace_id: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        conversation_id: str | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> Trace:
+        """Open a trace; use it as a (sync or async) context manager.
+
+        Inside another instrumentation's span it becomes that span's child in the same
+        OTel trace; otherwise it is a new root.
+        """
+        return self.start_trace(
+            "trace",
+            name,
+            trace_id=trace_id,
+            external_trace_id=external_trace_id,
+            attributes=attributes,
+            user_id=user_id,
+            session_id=session_id,
+            conversation_id=conversation_id,
+            context=context,
+        )
+
+    def start_trace(
+        self,
+        span_type: str,
+        name: str,
+        *,
+        trace_id: str | int | None = None,
+        external_trace_id: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        conversation_id: str | None = None,
+        context: Mapping[str, Any] | None = None,
+        agent_name: str | None = None,
+        extra: Attributes | None = None,
+    ) -> Trace:
+        """Start a trace of `span_type` ("agent" or "trace"); not yet current."""
+        parent = current_trace()
+        if self.config.disabled:
+            return Trace(
+                INVALID_SPAN,
+                self,
+                span_type,
+                name,
+                external_trace_id=external_trace_id,
+                context_attrs={},
+                parent=parent,
+            )
+        try:
+            limit = self.config.max_payload_chars
+            fields: dict[str, Any] = {
+                "user_id": user_id,
+                "session_id": session_id,
+                "conversation_id": conversation_id,
+            }
+            extra_user: dict[str, Any] = dict(attributes or {})
+            for key, value in (context or {}).items():
+                if key in _CONTEXT_FIELDS:
+                    fields[key] = fields.get(key) or value
+                else:
+                    extra_user[key] = value
+            if span_type == AGENT:
+                agent = agent_name or name
+            else:
+                agent = agent_name or self.config.agent_name
+            own = context_attributes(
+                agent_name=agent,
+                agent_id=self.config.agent_id,
+                agent_version=self.config.agent_version,
+                **fields,
+            )
+            ctx_attrs = {**parent.context_attributes, **own} if parent is not None else own
+            attrs: Attributes = {**ctx_attrs, **type_attributes(span_type, name)}
+            if external_trace_id:
+                attrs[sc.ROLLOUT_TRACE_EXTERNAL_ID] = str(external_trace_id)
+            attrs.update(user_attributes(extra_user, limit))
+            if extra:
+                attrs.update(extra)
+            otel_span = self._start_trace_span(span_type, name, attrs, trace_id)
+        except Exception as exc:
+            internal_error("start trace", exc)
+            otel_span, ctx_attrs = INVALID_SPAN, {}
+        trace = Trace(
+            otel_span,
+            self,
+            span_type,
+            name,
+            external_trace_id=external_trace_id,
+            context_attrs=ctx_attrs,
+            parent=parent,
+        )
+        if external_trace_id and trace.is_recording:
+            self._remember_external(str(external_trace_id), trace.trace_id)
+        return trace
+
+    def _start_trace_span(
+        self, span_type: str, name: str, attrs: Attributes, trace_id: str | int | None
+    ) -> otel_trace.Span:
+        current: Context | None = None
+        links: list[Link] = []
+        forced = parse_trace_id(trace_id) if trace_id is not None else None
+        if forced is not None:
+            current = Context()
+            if not isinstance(getattr(self.tracer_provider, "id_generator", None), RolloutIdGenerator):
+                # Not our provider: continue the trace under a remote parent with that id.
+                remote = SpanContext(
+                    forced, RolloutIdGenerator().generate_span_id(), True, TraceFlags(1)
+                )
+                current = otel_trace.set_span_in_context(NonRecordingSpan(remote), Context())
+                forced = None
+        elif self.config.link_foreign_parent and trace_in(None) is None:
+            ambient = otel_trace.get_current_span().get_span_context()
+            if ambient.is_valid:
+                links.append(Link(ambient))
+                current = Context()
+        token = force_trace_id(forced) if forced is not None else None
+        try:
+            return self.tracer.start_span(
+                span_name(span_type, name),
+                context=current,
+                kind=SpanKind.INTERNAL,
+                attributes=attrs,
+                links=links,
+            )
+        finally:
+            if token is not None:
+                reset_forced_trace_id(token)
+
+    def _remember_external(self, external: str, trace_id: str) -> None:
+        ids = self._external_ids
+        ids[external] = trace_id
+        if len(ids) > _MAX_EXTERNAL_IDS:
+            ids.popitem(last=False)
+
+    def trace_id_for(self, external_trace_id: str) -> str | None:
+        """The OTel trace id this process recorded for an external trace id, if known."""
+        return self._external_ids.get(external_trace_id)
+
+    # -- the active trace ---------------------------------------------------------------
+
+    def _active(self, what: str) -> Trace | None:
+        trace = current_trace()
+        if trace is None:
+            debug_once(f"no-trace-{what}", "mv37.rollout: %s() with no active trace; ignored", what)
+        return trace
+
+    def identify_user(
+        self,
+        user_id: str | None = None,
+        *,
+        traits: Mapping[str, Any] | None = None,
+        account_id: str | None = None,
+        account_traits: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record who the user is on the active trace."""
+        trace = self._active("identify_user")
+        if trace is not None:
+            trace.identify_user(
+                user_id, traits=traits, account_id=account_id, account_traits=account_traits
+            )
+
+    def feedback(
+        self, name: str, value: object, *, attributes: Mapping[str, Any] | None = None
+    ) -> None:
+        """Explicit user feedback on the active trace."""
+        trace = self._active("feedback")
+        if trace is not None:
+            trace.feedback(name, value, attributes=attributes)
+
+    def signal(
+        self, name: str, value: object, *, attributes: Mapping[str, Any] | None = None
+    ) -> None:
+        """An implicit outcome signal on the active trace."""
+        trace = self._active("signal")
+        if trace is not None:
+            trace.signal(name, value, attributes=attributes)
+
+    # -- delivery -----------------------------------------------------------------------
+
+    def _kick_flush(self) -> None:
+        if self._pipeline is not None:
+            try:
+                self._pipeline.kick()
+            except Exception as exc:
+                internal_error("kick flush", exc)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Export everything queued (blocking, up to `timeout` or `shutdown_timeout`)."""
+        if self._pipeline is None:
+            return True
+        return self._pipeline.flush(timeout)
+
+    async def aflush(self, timeout: float | None = None) -> bool:
+        """`flush` without blocking the event loop."""
+        return await asyncio.to_thread(self.flush, timeout)
+
+    def shutdown(self) -> None:
+        """Flush and stop; the client emits nothing afterwards."""
+        if self._pipeline is not None:
+            self._pipeline.shutdown()
+
+    async def ashutdown(self) -> None:
+        """`shutdown` without blocking the event loop."""
+        await asyncio.to_thread(self.shutdown)
+
+    @property
+    def _owned_provider(self) -> TracerProvider | None:
+        return None if self._pipeline is None else self._pipeline.owned_provider
+
+
+def null_trace(client: Rollout) -> Trace:
+    """A non-recording trace whose methods are no-ops (no active trace, disabled)."""
+    return Trace(
+        INVALID_SPAN, client, "trace", "", external_trace_id=None, context_attrs={}, parent=None
+    )
+

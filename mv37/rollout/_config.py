@@ -1,0 +1,221 @@
+"""Configuration: a frozen dataclass whose fields name their environment variables.
+
+Precedence is argument > environment variable > default, and empty strings count as
+unset. Bad values raise `ValueError` naming the argument or the variable.
+
+Example:
+    >>> cfg = resolve_config(agent_name="support_agent", sample_rate=0.5)
+    >>> cfg.sample_rate
+    0.5
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import SpanProcessor
+    from opentelemetry.sdk.trace.export import SpanExporter
+    from opentelemetry.trace import TracerProvider
+
+EventDict = dict[str, Any]
+"""The plain-dict view of a span handed to `scrubber` and `before_send`."""
+
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+_DEFAULT_PAYLOAD_CHARS = 32_768
+
+
+def _env(name: str) -> dict[str, str]:
+    return {"env": name}
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    """Everything a `Rollout` client is built from. Build it with `resolve_config`."""
+
+    api_key: str | None = field(default=None, repr=False, metadata=_env("ROLLOUT_API_KEY"))
+    base_url: str | None = field(default=None, metadata=_env("ROLLOUT_BASE_URL"))
+    environment: str | None = field(default=None, metadata=_env("ROLLOUT_ENVIRONMENT"))
+    release: str | None = field(default=None, metadata=_env("ROLLOUT_RELEASE"))
+    service_name: str | None = field(default=None, metadata=_env("ROLLOUT_SERVICE_NAME"))
+    agent_name: str | None = field(default=None, metadata=_env("ROLLOUT_AGENT_NAME"))
+    agent_id: str | None = field(default=None, metadata=_env("ROLLOUT_AGENT_ID"))
+    agent_version: str | None = field(default=None, metadata=_env("ROLLOUT_AGENT_VERSION"))
+    deployment: str | None = field(default=None, metadata=_env("ROLLOUT_DEPLOYMENT"))
+    sample_rate: float = field(default=1.0, metadata=_env("ROLLOUT_SAMPLE_RATE"))
+    debug: bool = field(default=False, metadata=_env("ROLLOUT_DEBUG"))
+    disabled: bool = field(default=False, metadata=_env("ROLLOUT_DISABLED"))
+    max_queue_events: int = 1000
+    max_queue_bytes: int = 4 * 1024 * 1024
+    max_batch_events: int = 100
+    max_batch_bytes: int = 512 * 1024
+    flush_interval: float = 2.0
+    shutdown_timeout: float = 5.0
+    sync_mode: bool = False
+    before_send: Callable[[EventDict], EventDict | None] | None = None
+    scrubber: Callable[[EventDict], EventDict] | None = None
+    send_default_pii: bool = False
+    capture_stream_chunks: bool = False
+    stream_preview_chars: int = 4096
+    auto_instrument: tuple[str, ...] = ()
+    # OpenTelemetry-native options (DESIGN.md).
+    tracer_provider: TracerProvider | None = None
+    span_processors: tuple[SpanProcessor, ...] = ()
+    span_exporters: tuple[SpanExporter, ...] = ()
+    console: bool | None = field(default=None, metadata=_env("ROLLOUT_CONSOLE"))
+    install_global_provider: bool = True
+    export_all_spans: bool = False
+    link_foreign_parent: bool = False
+    max_payload_chars: int = field(
+        default=_DEFAULT_PAYLOAD_CHARS, metadata=_env("ROLLOUT_MAX_PAYLOAD_CHARS")
+    )
+
+    @property
+    def console_enabled(self) -> bool:
+        """The console tree is on when asked for, or by default with no destination."""
+        if self.console is not None:
+            return self.console
+        return not self.has_destination
+
+    @property
+    def has_destination(self) -> bool:
+        """A Rollout or standard OTLP destination is configured."""
+        return bool(
+            self.base_url
+            or _nonempty(os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+            or _nonempty(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+        )
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(RolloutConfig)}
+
+
+def _nonempty(value: str | None) -> str | None:
+    return value if value is not None and value.strip() != "" else None
+
+
+def _parse_bool(raw: object, source: str) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"{source} must be a boolean (true/false/1/0/yes/no/on/off), got {raw!r}")
+
+
+def _parse_float(raw: object, source: str) -> float:
+    if isinstance(raw, bool):
+        raise ValueError(f"{source} must be a number, got {raw!r}")
+    try:
+        return float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"{source} must be a number, got {raw!r}") from None
+
+
+def _parse_int(raw: object, source: str) -> int:
+    if isinstance(raw, bool):
+        raise ValueError(f"{source} must be an integer, got {raw!r}")
+    try:
+        value = int(str(raw).strip()) if isinstance(raw, str) else int(raw)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        raise ValueError(f"{source} must be an integer, got {raw!r}") from None
+    return value
+
+
+def _parse_names(raw: object, source: str) -> tuple[str, ...]:
+    if isinstance(raw, str):
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    if isinstance(raw, Iterable):
+        return tuple(str(part).strip() for part in raw if str(part).strip())
+    raise ValueError(f"{source} must be a comma-separated string or a list of names")
+
+
+def _check_url(url: str, source: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{source} must be an http(s) URL such as http://localhost:4318")
+    try:
+        _ = parts.port
+    except ValueError:
+        raise ValueError(f"{source} has an invalid port") from None
+    return url.rstrip("/")
+
+
+def _coerce(name: str, raw: object, source: str) -> object:
+    """Parse and validate one field's raw value; `source` names where it came from."""
+    default = _FIELDS[name].default
+    if name in ("span_processors", "span_exporters"):
+        return tuple(raw) if isinstance(raw, Iterable) else (raw,)
+    if name == "auto_instrument":
+        return _parse_names(raw, source)
+    if name in ("before_send", "scrubber"):
+        if not callable(raw):
+            raise ValueError(f"{source} must be callable")
+        return raw
+    if name == "tracer_provider":
+        return raw
+    if isinstance(default, bool) or name == "console":
+        return _parse_bool(raw, source)
+    if isinstance(default, float):
+        value = _parse_float(raw, source)
+        if name == "sample_rate" and not 0.0 <= value <= 1.0:
+            raise ValueError(f"{source} must be between 0.0 and 1.0, got {raw!r}")
+        if name != "sample_rate" and value <= 0:
+            raise ValueError(f"{source} must be greater than 0, got {raw!r}")
+        return value
+    if isinstance(default, int):
+        value_i = _parse_int(raw, source)
+        if value_i <= 0:
+            raise ValueError(f"{source} must be greater than 0, got {raw!r}")
+        return value_i
+    text = str(raw)
+    if name == "base_url":
+        return _check_url(text, source)
+    return text
+
+
+def resolve_config(
+    env: Mapping[str, str] | None = None, /, **arguments: object
+) -> RolloutConfig:
+    """Build a `RolloutConfig` from keyword arguments and `ROLLOUT_*` variables.
+
+    Args:
+        env: The environment to read (defaults to `os.environ`).
+        **arguments: Any `RolloutConfig` field; `None` and `""` count as unset.
+
+    Raises:
+        TypeError: For an unknown argument.
+        ValueError: For an invalid value, naming the argument or variable.
+    """
+    environ = os.environ if env is None else env
+    unknown = sorted(set(arguments) - set(_FIELDS))
+    if unknown:
+        raise TypeError(f"unknown Rollout argument(s): {', '.join(unknown)}")
+    values: dict[str, object] = {}
+    for name, spec in _FIELDS.items():
+        raw = arguments.get(name)
+        if isinstance(raw, str) and raw.strip() == "":
+            raw = None
+        if raw is not None:
+            values[name] = _coerce(name, raw, f"argument {name}")
+            continue
+        env_name = spec.metadata.get("env")
+        env_raw = _nonempty(environ.get(env_name)) if env_name else None
+        if env_raw is not None and env_name is not None:
+            values[name] = _coerce(name, env_raw.strip(), f"environment variable {env_name}")
+    config = RolloutConfig(**values)  # type: ignore[arg-type]
+    if "max_payload_chars" not in values:
+        otel_limit = _nonempty(environ.get("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"))
+        if otel_limit is not None:
+            limit = _parse_int(otel_limit, "environment variable OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT")
+            if 0 < limit < config.max_payload_chars:
+                config = dataclasses.replace(config, max_payload_chars=limit)
+    return config

@@ -1,0 +1,81 @@
+"""Active Rollout objects live in OpenTelemetry's context, not in a second stack.
+
+A Rollout span or trace that becomes current attaches one OTel context holding the OTel
+span plus the facades, so `current_trace()` works from any helper, across `await`, in
+every asyncio task and thread, and next to spans of other instrumentations.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
+
+from opentelemetry import context as otel_context
+from opentelemetry.context import Context
+from opentelemetry.trace import Span as OTelSpan
+from opentelemetry.trace import set_span_in_context
+
+if TYPE_CHECKING:
+    from mv37.rollout._span import Span
+    from mv37.rollout._trace import Trace
+
+TRACE_KEY = otel_context.create_key("mv37-rollout-trace")
+SPAN_KEY = otel_context.create_key("mv37-rollout-span")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def current_trace() -> Trace | None:
+    """The Rollout trace active in this context (thread / asyncio task), or `None`.
+
+    Example:
+        >>> def record_outcome(ok: bool) -> None:
+        ...     trace = current_trace()
+        ...     if trace is not None:
+        ...         trace.signal("resolved", ok)
+    """
+    return otel_context.get_value(TRACE_KEY)  # type: ignore[return-value]
+
+
+def current_span() -> Span | None:
+    """The innermost Rollout span (not trace) active in this context, or `None`."""
+    return otel_context.get_value(SPAN_KEY)  # type: ignore[return-value]
+
+
+def trace_in(ctx: Context | None) -> Trace | None:
+    """The Rollout trace recorded in `ctx` (the current context when `None`)."""
+    return otel_context.get_value(TRACE_KEY, ctx)  # type: ignore[return-value]
+
+
+def context_with(
+    otel_span: OTelSpan, trace: Trace, span: Span | None, base: Context | None = None
+) -> Context:
+    """A context where `otel_span` is current and `trace`/`span` are the active facades."""
+    ctx = set_span_in_context(otel_span, base)
+    ctx = otel_context.set_value(TRACE_KEY, trace, ctx)
+    return otel_context.set_value(SPAN_KEY, span, ctx)
+
+
+def bind_context(fn: Callable[P, R]) -> Callable[P, R]:
+    """Carry the caller's active trace into a thread-pool worker, in one line.
+
+    contextvars do not follow work into `ThreadPoolExecutor` threads; wrap the callable
+    where you submit it and it runs inside the trace that was active at that moment.
+
+    Example:
+        >>> with ThreadPoolExecutor() as pool:  # doctest: +SKIP
+        ...     pool.submit(rollout.bind_context(fetch), url)
+    """
+    captured = otel_context.get_current()
+
+    @functools.wraps(fn)
+    def run_in_captured_context(*args: P.args, **kwargs: P.kwargs) -> R:
+        token = otel_context.attach(captured)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            otel_context.detach(token)
+
+    return run_in_captured_context

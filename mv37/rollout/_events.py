@@ -1,0 +1,121 @@
+"""All Rollout event emission lives here.
+
+Events are OTel span events today because Jaeger and Tempo show them. OTel is
+deprecating the span-event API in favour of log-based events (OTEP 4430); keeping every
+event in this one module makes that switch a single change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry.trace import Span as OTelSpan
+
+from mv37.rollout import semconv as sc
+from mv37.rollout._attributes import Attributes, user_attributes
+from mv37.rollout._payload import attribute_value, serialize, to_json_text
+
+
+def _scalar_or_json(value: object, limit: int) -> str | bool | int | float:
+    if isinstance(value, (bool, int, float, str)):
+        return attribute_value(value, limit)  # type: ignore[return-value]
+    return serialize(value, limit).text
+
+
+def message(
+    span: OTelSpan,
+    *,
+    role: str,
+    content: object,
+    index: int,
+    limit: int,
+    content_type: str | None = None,
+    tool_call_id: str | None = None,
+    is_internal: bool = False,
+    attributes: Mapping[str, Any] | None = None,
+) -> None:
+    """A conversation message on `span`."""
+    attrs: Attributes = {
+        sc.ROLLOUT_MESSAGE_ROLE: str(role),
+        sc.ROLLOUT_MESSAGE_CONTENT: serialize(content, limit).text,
+        sc.ROLLOUT_MESSAGE_INDEX: index,
+        sc.ROLLOUT_MESSAGE_IS_INTERNAL: bool(is_internal),
+    }
+    if content_type:
+        attrs[sc.ROLLOUT_MESSAGE_CONTENT_TYPE] = str(content_type)
+    if tool_call_id:
+        attrs[sc.ROLLOUT_MESSAGE_TOOL_CALL_ID] = str(tool_call_id)
+    attrs.update(user_attributes(attributes, limit))
+    span.add_event(sc.EVENT_ROLLOUT_MESSAGE, attrs)
+
+
+def feedback(
+    span: OTelSpan,
+    name: str,
+    value: object,
+    *,
+    limit: int,
+    attributes: Mapping[str, Any] | None = None,
+) -> None:
+    """Explicit user feedback (thumbs, csat, ...) on `span`."""
+    attrs: Attributes = {
+        sc.ROLLOUT_FEEDBACK_NAME: str(name),
+        sc.ROLLOUT_FEEDBACK_VALUE: _scalar_or_json(value, limit),
+    }
+    attrs.update(user_attributes(attributes, limit))
+    span.add_event(sc.EVENT_ROLLOUT_FEEDBACK, attrs)
+
+
+def signal(
+    span: OTelSpan,
+    name: str,
+    value: object,
+    *,
+    limit: int,
+    attributes: Mapping[str, Any] | None = None,
+) -> None:
+    """An implicit outcome signal (order placed, escalated, ...) on `span`."""
+    attrs: Attributes = {
+        sc.ROLLOUT_SIGNAL_NAME: str(name),
+        sc.ROLLOUT_SIGNAL_VALUE: _scalar_or_json(value, limit),
+    }
+    attrs.update(user_attributes(attributes, limit))
+    span.add_event(sc.EVENT_ROLLOUT_SIGNAL, attrs)
+
+
+def identify(
+    span: OTelSpan,
+    user_id: str | None,
+    *,
+    traits: Mapping[str, Any] | None,
+    account_id: str | None,
+    account_traits: Mapping[str, Any] | None,
+) -> None:
+    """Who the user is, as an event on `span`."""
+    attrs: Attributes = {}
+    if user_id:
+        attrs[sc.ROLLOUT_USER_ID] = attrs[sc.USER_ID] = str(user_id)
+    if traits:
+        attrs[sc.ROLLOUT_USER_TRAITS] = to_json_text(dict(traits))
+    if account_id:
+        attrs[sc.ROLLOUT_ACCOUNT_ID] = str(account_id)
+    if account_traits:
+        attrs[sc.ROLLOUT_ACCOUNT_TRAITS] = to_json_text(dict(account_traits))
+    span.add_event(sc.EVENT_ROLLOUT_IDENTIFY, attrs)
+
+
+def chunk(span: OTelSpan, text: str, index: int, limit: int) -> None:
+    """One streamed chunk (only with `capture_stream_chunks=True`)."""
+    span.add_event(
+        sc.EVENT_ROLLOUT_LLM_CHUNK,
+        {
+            sc.ROLLOUT_LLM_CHUNK_TEXT: attribute_value(text, limit),
+            sc.ROLLOUT_LLM_CHUNK_INDEX: index,
+        },
+    )
+
+
+def exception(span: OTelSpan, exc: BaseException) -> None:
+    """OTel's standard `exception` event (type, message, stacktrace)."""
+    span.record_exception(exc, escaped=True)

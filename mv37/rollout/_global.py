@@ -1,0 +1,115 @@
+"""The global client: the one piece of module state, kept in this small module.
+
+`init()` builds a client and stores it; decorators and module-level helpers look it up
+on every call, so functions decorated at import time start recording once `init()`
+runs. Before `init()`, a passive client follows whatever global OTel provider exists
+(emitting nothing when there is none).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from mv37.rollout._client import Rollout
+from mv37.rollout._config import RolloutConfig, resolve_config
+from mv37.rollout._diagnostics import logger
+
+_lock = threading.Lock()
+_client: Rollout | None = None
+_passive: Rollout | None = None
+
+
+def init(**config: Any) -> Rollout:
+    """Build the global client from arguments and `ROLLOUT_*` variables, and return it.
+
+    A second `init()` replaces the first: the old client is flushed and shut down.
+
+    Example:
+        >>> import mv37.rollout as rollout
+        >>> client = rollout.init(agent_name="support_agent", environment="production")  # doctest: +SKIP
+
+    Raises:
+        ValueError: For an invalid argument or environment variable (named).
+    """
+    global _client
+    new = Rollout(**config)
+    with _lock:
+        old, _client = _client, new
+    if old is not None:
+        old.shutdown()
+    return new
+
+
+def get_client() -> Rollout:
+    """The global client (a passive one before `init()`)."""
+    client = _client
+    if client is not None:
+        return client
+    return _passive_client()
+
+
+def _passive_client() -> Rollout:
+    global _passive
+    with _lock:
+        if _passive is None:
+            try:
+                config = resolve_config()
+            except ValueError as exc:
+                logger.warning("mv37.rollout: ignoring invalid environment before init(): %s", exc)
+                config = RolloutConfig()
+            _passive = Rollout._passive(config)
+        return _passive
+
+
+def reset() -> None:
+    """Shut down and forget the global client (tests)."""
+    global _client, _passive
+    with _lock:
+        old, _client, _passive = _client, None, None
+    if old is not None:
+        old.shutdown()
+
+
+def identify_user(
+    user_id: str | None = None,
+    *,
+    traits: Mapping[str, Any] | None = None,
+    account_id: str | None = None,
+    account_traits: Mapping[str, Any] | None = None,
+) -> None:
+    """Record who the user is on the active trace."""
+    get_client().identify_user(
+        user_id, traits=traits, account_id=account_id, account_traits=account_traits
+    )
+
+
+def feedback(name: str, value: object, *, attributes: Mapping[str, Any] | None = None) -> None:
+    """Explicit user feedback (thumbs, csat, ...) on the active trace."""
+    get_client().feedback(name, value, attributes=attributes)
+
+
+def signal(name: str, value: object, *, attributes: Mapping[str, Any] | None = None) -> None:
+    """An implicit outcome (order placed, escalated, ...) on the active trace."""
+    get_client().signal(name, value, attributes=attributes)
+
+
+def flush(timeout: float | None = None) -> bool:
+    """Export everything queued by the global client."""
+    return get_client().flush(timeout)
+
+
+async def aflush(timeout: float | None = None) -> bool:
+    """`flush` without blocking the event loop."""
+    return await get_client().aflush(timeout)
+
+
+def shutdown() -> None:
+    """Flush and stop the global client."""
+    get_client().shutdown()
+
+
+async def ashutdown() -> None:
+    """`shutdown` without blocking the event loop."""
+    await get_client().ashutdown()

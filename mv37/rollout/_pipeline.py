@@ -1,0 +1,289 @@
+"""Provider policy and span processors: where Rollout spans go.
+
+- `tracer_provider=` given: emit through it, install nothing global.
+- An SDK provider already installed globally: emit through it and add our processors;
+  never replace it.
+- Otherwise: our own SDK provider (Resource from config, per-trace sampler, our id
+  generator), installed globally unless `install_global_provider=False`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+import weakref
+from collections.abc import Sequence
+
+from opentelemetry import trace as otel_trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import Span as SDKSpan
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExporter,
+)
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.trace import Tracer
+
+from mv37.rollout import semconv as sc
+from mv37.rollout._config import RolloutConfig
+from mv37.rollout._console import ConsoleTreeProcessor
+from mv37.rollout._context import trace_in
+from mv37.rollout._diagnostics import debug_once, internal_error, logger
+from mv37.rollout._ids import RolloutIdGenerator
+from mv37.rollout._version import __version__
+
+SCOPE = "mv37.rollout"
+
+
+class ContextStampProcessor(SpanProcessor):
+    """Copies trace-level context (user, session, agent, ...) onto foreign spans.
+
+    Our own spans get these attributes when they start; this covers spans of other
+    instrumentations started inside a Rollout trace, so filtering by user or session in
+    a backend finds them too.
+    """
+
+    def on_start(self, span: SDKSpan, parent_context: Context | None = None) -> None:
+        """Stamp the active trace's context attributes on a foreign span."""
+        try:
+            scope = span.instrumentation_scope
+            if scope is not None and scope.name == SCOPE:
+                return
+            trace = trace_in(parent_context)
+            if trace is not None and trace.context_attributes:
+                span.set_attributes(trace.context_attributes)
+        except Exception as exc:
+            internal_error("stamp foreign span", exc)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        """Nothing to do at end."""
+
+    def shutdown(self) -> None:
+        """Nothing to release."""
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Nothing buffered."""
+        return True
+
+
+def _resource(config: RolloutConfig) -> Resource:
+    attrs: dict[str, str] = {}
+    if config.service_name:
+        attrs[sc.SERVICE_NAME] = config.service_name
+    elif not os.environ.get("OTEL_SERVICE_NAME"):
+        attrs[sc.SERVICE_NAME] = config.agent_name or "rollout-agent"
+    if config.release:
+        attrs[sc.SERVICE_VERSION] = config.release
+    if config.environment:
+        attrs[sc.DEPLOYMENT_ENVIRONMENT_NAME] = config.environment
+    if config.deployment:
+        attrs[sc.ROLLOUT_DEPLOYMENT] = config.deployment
+    if config.agent_name:
+        attrs[sc.ROLLOUT_AGENT_NAME] = config.agent_name
+    if config.agent_id:
+        attrs[sc.ROLLOUT_AGENT_ID] = config.agent_id
+    if config.agent_version:
+        attrs[sc.ROLLOUT_AGENT_VERSION] = config.agent_version
+    return Resource.create(attrs)
+
+
+def _otlp_exporter(config: RolloutConfig) -> SpanExporter:
+    from opentelemetry.exporter.otlp.proto.http import Compression
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else None
+    if config.base_url:
+        return OTLPSpanExporter(
+            endpoint=f"{config.base_url}/v1/traces",
+            headers=headers,
+            compression=Compression.Gzip,
+        )
+    exporter = OTLPSpanExporter(headers=headers)
+    return exporter
+
+
+class _Flusher:
+    """Gets queued spans on their way without blocking the caller.
+
+    `kick()` only sets an event; a daemon thread runs `force_flush` on the batch
+    processors. Re-created after `fork()`.
+    """
+
+    def __init__(self, processors: Sequence[SpanProcessor]) -> None:
+        self._processors = tuple(processors)
+        self._event = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+        self._stopped = False
+
+    def kick(self) -> None:
+        if not self._processors or self._stopped:
+            return
+        if self._thread is None or self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._event = threading.Event()
+            self._thread = threading.Thread(
+                target=self._run, name="mv37-rollout-flush", daemon=True
+            )
+            self._thread.start()
+        self._event.set()
+
+    def _run(self) -> None:
+        event = self._event
+        while not self._stopped:
+            event.wait()
+            event.clear()
+            if self._stopped:
+                return
+            for processor in self._processors:
+                try:
+                    processor.force_flush()
+                except Exception as exc:
+                    internal_error("background flush", exc)
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._event.set()
+
+
+class Pipeline:
+    """The provider, tracer and processors one client uses."""
+
+    def __init__(self, config: RolloutConfig, *, passive: bool = False) -> None:
+        self.config = config
+        self.owned_provider: TracerProvider | None = None
+        self.processors: list[SpanProcessor] = []
+        self._export_processors: list[SpanProcessor] = []
+        self._shut = False
+        if passive:
+            # Before init(): follow whatever global provider exists (a no-op without one).
+            self.provider: otel_trace.TracerProvider = otel_trace.get_tracer_provider()
+            self.tracer: Tracer = otel_trace.get_tracer(SCOPE, __version__)
+            self._flusher = _Flusher(())
+            return
+        self.provider = self._choose_provider()
+        self.tracer = self.provider.get_tracer(SCOPE, __version__)
+        self._add_processors()
+        self._flusher = _Flusher(self._export_processors)
+        if self.owned_provider is None and self.processors:
+            atexit.register(_flush_at_exit, weakref.ref(self))
+
+    # -- provider policy ----------------------------------------------------------------
+
+    def _choose_provider(self) -> otel_trace.TracerProvider:
+        config = self.config
+        if config.tracer_provider is not None:
+            return config.tracer_provider
+        current = otel_trace.get_tracer_provider()
+        if isinstance(current, TracerProvider) and not getattr(current, "_mv37_rollout", False):
+            return current
+        if not isinstance(current, (otel_trace.ProxyTracerProvider, TracerProvider)):
+            logger.info(
+                "mv37.rollout: a non-SDK tracer provider (%s) is installed; emitting through "
+                "it without adding processors",
+                type(current).__name__,
+            )
+            return current
+        provider = TracerProvider(
+            resource=_resource(config),
+            sampler=ParentBased(TraceIdRatioBased(config.sample_rate)),
+            id_generator=RolloutIdGenerator(),
+        )
+        provider._mv37_rollout = True  # type: ignore[attr-defined]
+        self.owned_provider = provider
+        if config.install_global_provider:
+            _install_global(provider, replace=isinstance(current, TracerProvider))
+        return provider
+
+    def _add_processors(self) -> None:
+        config = self.config
+        provider = self.provider
+        if not isinstance(provider, TracerProvider):
+            return
+        owned = self.owned_provider is not None
+        processors: list[SpanProcessor] = [ContextStampProcessor()]
+        if config.console is True or (owned and config.console_enabled):
+            processors.append(ConsoleTreeProcessor())
+        exporters: list[SpanExporter] = []
+        if config.has_destination:
+            exporters.append(_otlp_exporter(config))
+        exporters.extend(config.span_exporters)
+        for exporter in exporters:
+            processor = self._export_processor(exporter)
+            self._export_processors.append(processor)
+            processors.append(processor)
+        processors.extend(config.span_processors)
+        for processor in processors:
+            provider.add_span_processor(processor)
+        self.processors = processors
+
+    def _export_processor(self, exporter: SpanExporter) -> SpanProcessor:
+        config = self.config
+        if config.sync_mode:
+            return SimpleSpanProcessor(exporter)
+        return BatchSpanProcessor(
+            exporter,
+            max_queue_size=config.max_queue_events,
+            schedule_delay_millis=config.flush_interval * 1000,
+            max_export_batch_size=min(config.max_batch_events, config.max_queue_events),
+        )
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def kick(self) -> None:
+        """Start exporting what is queued, without waiting for it."""
+        if not self.config.sync_mode:
+            self._flusher.kick()
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Export everything queued; True when every processor finished."""
+        millis = int((timeout if timeout is not None else self.config.shutdown_timeout) * 1000)
+        ok = True
+        for processor in self.processors:
+            try:
+                ok = processor.force_flush(millis) and ok
+            except Exception as exc:
+                internal_error("flush", exc)
+                ok = False
+        return ok
+
+    def shutdown(self) -> None:
+        """Flush and stop what this client added or owns; idempotent."""
+        if self._shut:
+            return
+        self._shut = True
+        self._flusher.stop()
+        if self.owned_provider is not None:
+            try:
+                self.owned_provider.shutdown()
+            except Exception as exc:
+                internal_error("shutdown", exc)
+            return
+        for processor in self.processors:
+            try:
+                processor.shutdown()
+            except Exception as exc:
+                internal_error("shutdown", exc)
+
+
+def _flush_at_exit(ref: weakref.ref[Pipeline]) -> None:
+    pipeline = ref()
+    if pipeline is not None and not pipeline._shut:
+        pipeline.flush()
+
+
+def _install_global(provider: TracerProvider, *, replace: bool) -> None:
+    """Install `provider` globally; replace only a provider a previous client installed."""
+    if replace:
+        # OTel allows one set_tracer_provider per process; a second init() replaces the
+        # provider our first client installed (never anyone else's).
+        try:
+            otel_trace._TRACER_PROVIDER_SET_ONCE._done = False
+        except AttributeError:
+            debug_once("replace-provider", "mv37.rollout: cannot replace the global provider")
+            return
+    otel_trace.set_tracer_provider(provider)

@@ -1,0 +1,335 @@
+"""`Span` and `ToolCall`: views of OTel spans with the Rollout vocabulary.
+
+Both are context managers (sync and async). Entering makes the span current in OTel's
+context; leaving ends it, marking an error when an exception leaves the block (the
+exception itself is re-raised untouched). On a non-recording span (disabled, sampled
+out, no provider) every method is a cheap no-op.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import context as otel_context
+from opentelemetry.trace import Span as OTelSpan
+from opentelemetry.trace import Status, StatusCode
+
+from mv37.rollout import _events
+from mv37.rollout import semconv as sc
+from mv37.rollout._attributes import (
+    clean_usage,
+    error_attributes,
+    payload_attributes,
+    usage_attributes,
+)
+from mv37.rollout._context import context_with
+from mv37.rollout._diagnostics import internal_error
+from mv37.rollout._payload import cap_text
+
+if TYPE_CHECKING:
+    from mv37.rollout._client import Rollout
+    from mv37.rollout._trace import Trace
+
+
+def is_error(exc: BaseException | None) -> bool:
+    """The one place that decides what counts as an error.
+
+    Like OTel's `use_span`: only `Exception` subclasses. `GeneratorExit`,
+    `KeyboardInterrupt`, `SystemExit` and `asyncio.CancelledError` end the span
+    without marking it failed.
+    """
+    return isinstance(exc, Exception)
+
+
+class _Scope:
+    """What traces and spans share: an OTel span, context attach/detach and ending."""
+
+    __slots__ = ("_client", "_ended", "_failed", "_otel", "_recording", "_span_type", "_token")
+
+    def __init__(self, otel_span: OTelSpan, client: Rollout, span_type: str) -> None:
+        self._otel = otel_span
+        self._client = client
+        self._span_type = span_type
+        self._recording = otel_span.is_recording()
+        self._token: object | None = None
+        self._ended = False
+        self._failed = False
+
+    @property
+    def otel_span(self) -> OTelSpan:
+        """The underlying OpenTelemetry span."""
+        return self._otel
+
+    @property
+    def trace_id(self) -> str:
+        """The OTel trace id as 32 lowercase hex digits."""
+        return f"{self._otel.get_span_context().trace_id:032x}"
+
+    @property
+    def span_id(self) -> str:
+        """The OTel span id as 16 lowercase hex digits."""
+        return f"{self._otel.get_span_context().span_id:016x}"
+
+    @property
+    def span_type(self) -> str:
+        """The Rollout span type (agent, trace, llm, tool, task, retrieval, ...)."""
+        return self._span_type
+
+    @property
+    def is_recording(self) -> bool:
+        """False when disabled, sampled out or without a tracer provider."""
+        return self._recording
+
+    def _set(self, attrs: Mapping[str, Any]) -> None:
+        if self._recording and not self._ended:
+            self._otel.set_attributes(attrs)
+
+    def _attach(self, trace: Trace, span: Span | None) -> None:
+        try:
+            self._token = otel_context.attach(context_with(self._otel, trace, span))
+        except Exception as exc:
+            internal_error("attach context", exc)
+
+    def _detach(self) -> None:
+        token, self._token = self._token, None
+        if token is None:
+            return
+        try:
+            otel_context.detach(token)  # type: ignore[arg-type]
+        except Exception as exc:
+            internal_error("detach context", exc)
+
+    def _mark_error(self, exc: BaseException | str) -> None:
+        if not self._recording or self._ended:
+            return
+        self._failed = True
+        try:
+            if isinstance(exc, BaseException):
+                _events.exception(self._otel, exc)
+                self._otel.set_attributes(error_attributes(exc, self._client.config.max_payload_chars))
+                self._otel.set_status(Status(StatusCode.ERROR, f"{type(exc).__qualname__}: {exc}"))
+            else:
+                self._otel.set_attributes(
+                    {sc.ERROR_TYPE: "error", sc.ROLLOUT_ERROR_MESSAGE: cap_text(str(exc), 2048)[0]}
+                )
+                self._otel.set_status(Status(StatusCode.ERROR, str(exc)))
+        except Exception as inner:
+            internal_error("record error", inner)
+
+    def _before_end(self) -> None:
+        """Subclass hook: last attributes before the OTel span ends."""
+
+    def _finish(self, exc: BaseException | None = None) -> None:
+        if self._ended:
+            return
+        try:
+            if exc is not None and is_error(exc):
+                self._mark_error(exc)
+            if self._recording:
+                self._before_end()
+        except Exception as inner:
+            internal_error("end span", inner)
+        finally:
+            self._ended = True
+            self._otel.end()
+
+
+class Span(_Scope):
+    """A typed span inside a trace: `llm`, `retrieval`, `task`, a custom type, ...
+
+    Example:
+        >>> with rollout.trace("support_agent") as trace:  # doctest: +SKIP
+        ...     with trace.llm("answer", model="gpt-4o", provider="openai") as llm:
+        ...         llm.record_input([{"role": "user", "content": "hi"}])
+        ...         llm.set_usage(input_tokens=12, output_tokens=3)
+    """
+
+    __slots__ = ("_chunks", "_first_chunk_at", "_preview", "_started", "_trace", "_usage")
+
+    def __init__(self, otel_span: OTelSpan, client: Rollout, span_type: str, trace: Trace) -> None:
+        super().__init__(otel_span, client, span_type)
+        self._trace = trace
+        self._usage: dict[str, int | float] | None = None
+        self._chunks = 0
+        self._preview = ""
+        self._first_chunk_at: float | None = None
+        self._started = time.monotonic()
+
+    @property
+    def trace(self) -> Trace:
+        """The trace this span belongs to."""
+        return self._trace
+
+    def record_input(self, value: object) -> None:
+        """Record the span's input: any JSON-able value, models and dataclasses included."""
+        if self._recording:
+            try:
+                self._set(
+                    payload_attributes(
+                        "input", value, self._client.config.max_payload_chars, self._span_type
+                    )
+                )
+            except Exception as exc:
+                internal_error("record_input", exc)
+
+    def record_output(self, value: object) -> None:
+        """Record the span's output (any value; serialised once, capped, never raises)."""
+        if self._recording:
+            try:
+                self._set(
+                    payload_attributes(
+                        "output", value, self._client.config.max_payload_chars, self._span_type
+                    )
+                )
+            except Exception as exc:
+                internal_error("record_output", exc)
+
+    def set_usage(
+        self,
+        *,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        cached_tokens: int | None = None,
+        reasoning_tokens: int | None = None,
+        total_tokens: int | None = None,
+        context_window_tokens: int | None = None,
+        context_used_tokens: int | None = None,
+        context_utilization: float | None = None,
+        cost_usd: float | None = None,
+    ) -> None:
+        """Token counts and cost; the enclosing trace sums them when it ends.
+
+        `input_tokens` includes cached tokens and `output_tokens` includes reasoning
+        tokens (the OTel GenAI convention). Missing fields stay absent.
+        """
+        if not self._recording:
+            return
+        try:
+            usage = clean_usage(
+                {
+                    "input_tokens": input_tokens,
+                    "output_tokens": output_tokens,
+                    "cached_tokens": cached_tokens,
+                    "reasoning_tokens": reasoning_tokens,
+                    "total_tokens": total_tokens,
+                    "context_window_tokens": context_window_tokens,
+                    "context_used_tokens": context_used_tokens,
+                    "context_utilization": context_utilization,
+                    "cost_usd": cost_usd,
+                }
+            )
+            self._usage = usage
+            self._set(usage_attributes(usage))
+        except Exception as exc:
+            internal_error("set_usage", exc)
+
+    def record_chunk(self, text: str) -> None:
+        """One streamed chunk: keeps a rolling preview, every chunk only when configured."""
+        if not self._recording or self._ended:
+            return
+        try:
+            config = self._client.config
+            if self._first_chunk_at is None:
+                self._first_chunk_at = time.monotonic()
+            text = text if isinstance(text, str) else str(text)
+            keep = config.stream_preview_chars
+            self._preview = (self._preview + text)[-keep:] if keep > 0 else ""
+            if config.capture_stream_chunks:
+                _events.chunk(self._otel, text, self._chunks, config.max_payload_chars)
+            self._chunks += 1
+        except Exception as exc:
+            internal_error("record_chunk", exc)
+
+    def end(
+        self,
+        output: object = None,
+        *,
+        usage: Mapping[str, Any] | None = None,
+        status: str = "ok",
+        error: BaseException | str | None = None,
+    ) -> None:
+        """End the span explicitly (streaming): optional output, usage and error.
+
+        Args:
+            output: Recorded as the span's output when not `None`.
+            usage: Keyword arguments for `set_usage`.
+            status: "ok" or "error".
+            error: An exception or a message; marks the span as failed.
+        """
+        if self._ended:
+            return
+        if output is not None:
+            self.record_output(output)
+        if usage:
+            try:
+                self.set_usage(**usage)
+            except TypeError as exc:
+                internal_error("end(usage=...)", exc)
+        if error is not None or status == "error":
+            self._mark_error(error if error is not None else "error")
+        self._detach()
+        self._finish()
+
+    def _before_end(self) -> None:
+        if self._chunks:
+            attrs: dict[str, Any] = {
+                sc.ROLLOUT_LLM_STREAM_CHUNK_COUNT: self._chunks,
+                sc.ROLLOUT_LLM_STREAM_PREVIEW: self._preview,
+            }
+            if self._first_chunk_at is not None:
+                ttfc = self._first_chunk_at - self._started
+                attrs[sc.ROLLOUT_LLM_TIME_TO_FIRST_CHUNK] = ttfc
+                attrs[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = ttfc
+            self._otel.set_attributes(attrs)
+        if self._usage:
+            self._trace._add_usage(self._usage)
+
+    def __enter__(self) -> Span:
+        self._attach(self._trace, self)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._detach()
+        self._finish(exc)
+
+    async def __aenter__(self) -> Span:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+
+class ToolCall(Span):
+    """One tool call: its arguments as the call and its return value as the result.
+
+    Example:
+        >>> with trace.tool("get_weather", arguments={"city": "Paris"}) as call:  # doctest: +SKIP
+        ...     call.record_output({"temp": 21})
+    """
+
+    __slots__ = ()
+
+    def _before_end(self) -> None:
+        self._otel.set_attribute(sc.ROLLOUT_TOOL_STATUS, "error" if self._failed else "ok")
+        super()._before_end()
+
+    def __enter__(self) -> ToolCall:
+        super().__enter__()
+        return self
+
+    async def __aenter__(self) -> ToolCall:
+        return self.__enter__()
+

@@ -1,0 +1,383 @@
+"""`Trace`: the span that opens a Rollout trace scope, and the factory of its children."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from opentelemetry import context as otel_context
+from opentelemetry.context import Context
+from opentelemetry.trace import INVALID_SPAN, SpanKind, set_span_in_context
+from opentelemetry.trace import Span as OTelSpan
+
+from mv37.rollout import _events
+from mv37.rollout import semconv as sc
+from mv37.rollout._attributes import (
+    LLM,
+    RETRIEVAL,
+    SUMMED_USAGE_FIELDS,
+    TOOL,
+    Attributes,
+    context_attributes,
+    llm_attributes,
+    payload_attributes,
+    span_name,
+    type_attributes,
+    usage_attributes,
+    user_attributes,
+)
+from mv37.rollout._context import TRACE_KEY
+from mv37.rollout._diagnostics import internal_error
+from mv37.rollout._ids import force_span_id, parse_span_id, reset_forced_span_id
+from mv37.rollout._span import Span, ToolCall, _Scope
+
+if TYPE_CHECKING:
+    from mv37.rollout._client import Rollout
+
+S = TypeVar("S", bound=Span)
+
+_CLIENT_KINDS = frozenset({LLM, RETRIEVAL})
+
+
+class Trace(_Scope):
+    """One Rollout trace: an OTel span that opens a trace scope.
+
+    A context manager (sync and async) that ends the span on exit and sends the trace's
+    spans on their way without waiting on the network.
+
+    Example:
+        >>> with rollout.trace("support_agent", user_id="u-1") as trace:  # doctest: +SKIP
+        ...     trace.message(role="user", content="Where is my order?")
+        ...     with trace.span("retrieval", name="orders") as span:
+        ...         span.record_input({"query": "orders"})
+    """
+
+    __slots__ = ("_context_attrs", "_external_id", "_lock", "_messages", "_name", "_parent", "_usage")
+
+    def __init__(
+        self,
+        otel_span: OTelSpan,
+        client: Rollout,
+        span_type: str,
+        name: str,
+        *,
+        external_trace_id: str | None,
+        context_attrs: Attributes,
+        parent: Trace | None,
+    ) -> None:
+        super().__init__(otel_span, client, span_type)
+        self._name = name
+        self._external_id = external_trace_id
+        self._context_attrs = context_attrs
+        self._parent = parent
+        self._usage: dict[str, int | float] = {}
+        self._lock = threading.Lock()
+        self._messages = 0
+
+    @property
+    def name(self) -> str:
+        """The trace's name."""
+        return self._name
+
+    @property
+    def external_trace_id(self) -> str | None:
+        """The caller-supplied id of this trace in another system, if any."""
+        return self._external_id
+
+    @property
+    def context_attributes(self) -> Attributes:
+        """User, session, conversation and agent attributes copied onto every span."""
+        return self._context_attrs
+
+    # -- children ---------------------------------------------------------------------
+
+    def _parent_context(self) -> Context:
+        current = otel_context.get_current()
+        if otel_context.get_value(TRACE_KEY, current) is self:
+            return current
+        return set_span_in_context(self._otel)
+
+    def start_child(
+        self,
+        cls: type[S],
+        span_type: str,
+        name: str,
+        attrs: Attributes,
+        *,
+        model: str | None = None,
+        span_id: str | int | None = None,
+    ) -> S:
+        """Start a child span of this trace (under the current span when it is ours)."""
+        client = self._client
+        if client.disabled:
+            return cls(INVALID_SPAN, client, span_type, self)
+        token = None
+        try:
+            if span_id is not None:
+                token = force_span_id(parse_span_id(span_id))
+            kind = SpanKind.CLIENT if span_type in _CLIENT_KINDS else SpanKind.INTERNAL
+            otel_span = client.tracer.start_span(
+                span_name(span_type, name, model),
+                context=self._parent_context(),
+                kind=kind,
+                attributes={**self._context_attrs, **attrs} if self._context_attrs else attrs,
+            )
+        except Exception as exc:
+            internal_error("start span", exc)
+            otel_span = INVALID_SPAN
+        finally:
+            if token is not None:
+                reset_forced_span_id(token)
+        return cls(otel_span, client, span_type, self)
+
+    def span(
+        self,
+        span_type: str = "span",
+        *,
+        name: str | None = None,
+        span_id: str | int | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        model: str | None = None,
+        provider: str | None = None,
+        model_version: str | None = None,
+        reasoning_mode: str | None = None,
+        temperature: float | None = None,
+        stream: bool | None = None,
+    ) -> Span:
+        """A typed child span (`"retrieval"`, `"llm"`, `"task"`, ...); use it with `with`."""
+        name = name or span_type
+        attrs = type_attributes(span_type, name)
+        try:
+            attrs.update(
+                llm_attributes(
+                    model=model,
+                    provider=provider,
+                    model_version=model_version,
+                    reasoning_mode=reasoning_mode,
+                    temperature=temperature,
+                    stream=stream,
+                )
+            )
+            attrs.update(user_attributes(attributes, self._client.config.max_payload_chars))
+        except Exception as exc:
+            internal_error("span attributes", exc)
+        return self.start_child(Span, span_type, name, attrs, model=model, span_id=span_id)
+
+    def llm(
+        self,
+        name: str = "llm",
+        *,
+        model: str | None = None,
+        provider: str | None = None,
+        model_version: str | None = None,
+        reasoning_mode: str | None = None,
+        temperature: float | None = None,
+        stream: bool | None = None,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> Span:
+        """Shorthand for an `"llm"` span (named `chat {model}` in OTel)."""
+        return self.span(
+            LLM,
+            name=name,
+            attributes=attributes,
+            model=model,
+            provider=provider,
+            model_version=model_version,
+            reasoning_mode=reasoning_mode,
+            temperature=temperature,
+            stream=stream,
+        )
+
+    def tool(
+        self,
+        name: str,
+        *,
+        tool_call_id: str | None = None,
+        arguments: object = None,
+        retry_count: int | None = None,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> ToolCall:
+        """A tool call; `tool_call_id` links it to the assistant message that asked for it."""
+        limit = self._client.config.max_payload_chars
+        attrs = type_attributes(TOOL, name)
+        try:
+            if tool_call_id:
+                attrs[sc.ROLLOUT_TOOL_CALL_ID] = attrs[sc.GEN_AI_TOOL_CALL_ID] = str(tool_call_id)
+                attrs[sc.TOOL_ID] = str(tool_call_id)
+            if retry_count is not None:
+                attrs[sc.ROLLOUT_TOOL_RETRY_COUNT] = int(retry_count)
+            if arguments is not None and self._recording:
+                attrs.update(payload_attributes("input", arguments, limit, TOOL))
+            attrs.update(user_attributes(attributes, limit))
+        except Exception as exc:
+            internal_error("tool attributes", exc)
+        return self.start_child(ToolCall, TOOL, name, attrs)
+
+    # -- events -----------------------------------------------------------------------
+
+    def message(
+        self,
+        *,
+        role: str,
+        content: object,
+        content_type: str | None = None,
+        tool_call_id: str | None = None,
+        is_internal: bool = False,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> None:
+        """A conversation message (user, assistant, system, tool) on the trace."""
+        if not self._recording:
+            return
+        try:
+            with self._lock:
+                index = self._messages
+                self._messages += 1
+            _events.message(
+                self._otel,
+                role=role,
+                content=content,
+                index=index,
+                limit=self._client.config.max_payload_chars,
+                content_type=content_type,
+                tool_call_id=tool_call_id,
+                is_internal=is_internal,
+                attributes=attributes,
+            )
+        except Exception as exc:
+            internal_error("message", exc)
+
+    def feedback(
+        self, name: str, value: object, *, attributes: Mapping[str, Any] | None = None
+    ) -> None:
+        """Explicit user feedback (thumbs, csat, ...): bool, number, string or dict."""
+        if self._recording:
+            try:
+                _events.feedback(
+                    self._otel,
+                    name,
+                    value,
+                    limit=self._client.config.max_payload_chars,
+                    attributes=attributes,
+                )
+            except Exception as exc:
+                internal_error("feedback", exc)
+
+    def signal(
+        self, name: str, value: object, *, attributes: Mapping[str, Any] | None = None
+    ) -> None:
+        """An implicit outcome (order placed, escalated, ...): bool, number, string or dict."""
+        if self._recording:
+            try:
+                _events.signal(
+                    self._otel,
+                    name,
+                    value,
+                    limit=self._client.config.max_payload_chars,
+                    attributes=attributes,
+                )
+            except Exception as exc:
+                internal_error("signal", exc)
+
+    def identify_user(
+        self,
+        user_id: str | None = None,
+        *,
+        traits: Mapping[str, Any] | None = None,
+        account_id: str | None = None,
+        account_traits: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record who the user is; spans started afterwards carry the user id too."""
+        if not self._recording:
+            return
+        try:
+            _events.identify(
+                self._otel,
+                user_id,
+                traits=traits,
+                account_id=account_id,
+                account_traits=account_traits,
+            )
+            extra = context_attributes(user_id=user_id, account_id=account_id)
+            if extra:
+                self._context_attrs = {**self._context_attrs, **extra}
+                self._set(extra)
+        except Exception as exc:
+            internal_error("identify_user", exc)
+
+    def set_agent_input(self, value: object) -> None:
+        """Record the run's input on the trace's span."""
+        if self._recording:
+            try:
+                self._set(
+                    payload_attributes(
+                        "input", value, self._client.config.max_payload_chars, self._span_type
+                    )
+                )
+            except Exception as exc:
+                internal_error("set_agent_input", exc)
+
+    def set_agent_output(self, value: object) -> None:
+        """Record the run's output on the trace's span."""
+        if self._recording:
+            try:
+                self._set(
+                    payload_attributes(
+                        "output", value, self._client.config.max_payload_chars, self._span_type
+                    )
+                )
+            except Exception as exc:
+                internal_error("set_agent_output", exc)
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def _add_usage(self, usage: Mapping[str, int | float]) -> None:
+        with self._lock:
+            for name in SUMMED_USAGE_FIELDS:
+                value = usage.get(name)
+                if value is not None:
+                    self._usage[name] = self._usage.get(name, 0) + value
+
+    def _before_end(self) -> None:
+        with self._lock:
+            totals = dict(self._usage)
+        if totals:
+            self._otel.set_attributes(usage_attributes(totals, mirrors=False))
+            if self._parent is not None:
+                self._parent._add_usage(totals)
+
+    def end(self, error: BaseException | str | None = None) -> None:
+        """End the trace explicitly (when not used as a context manager)."""
+        if self._ended:
+            return
+        if error is not None:
+            self._mark_error(error)
+        self._detach()
+        self._finish()
+        self._client._kick_flush()
+
+    def __enter__(self) -> Trace:
+        self._attach(self, None)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._detach()
+        self._finish(exc)
+        self._client._kick_flush()
+
+    async def __aenter__(self) -> Trace:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
