@@ -97,9 +97,7 @@ def context_attributes(
     if session_id:
         attrs[sc.ROLLOUT_SESSION_ID] = attrs[sc.SESSION_ID] = str(session_id)
     if conversation_id:
-        attrs[sc.ROLLOUT_CONVERSATION_ID] = attrs[sc.GEN_AI_CONVERSATION_ID] = str(
-            conversation_id
-        )
+        attrs[sc.ROLLOUT_CONVERSATION_ID] = attrs[sc.GEN_AI_CONVERSATION_ID] = str(conversation_id)
     if account_id:
         attrs[sc.ROLLOUT_ACCOUNT_ID] = str(account_id)
     if agent_name:

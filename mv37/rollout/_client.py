@@ -166,6 +166,7 @@ class Rollout:
                     fields[key] = fields.get(key) or value
                 else:
                     extra_user[key] = value
+            agent: str | None
             if span_type == AGENT:
                 agent = agent_name or name
             else:
@@ -208,7 +209,9 @@ class Rollout:
         forced = parse_trace_id(trace_id) if trace_id is not None else None
         if forced is not None:
             current = Context()
-            if not isinstance(getattr(self.tracer_provider, "id_generator", None), RolloutIdGenerator):
+            if not isinstance(
+                getattr(self.tracer_provider, "id_generator", None), RolloutIdGenerator
+            ):
                 # Not our provider: continue the trace under a remote parent with that id.
                 remote = SpanContext(
                     forced, RolloutIdGenerator().generate_span_id(), True, TraceFlags(1)
@@ -320,4 +323,3 @@ def null_trace(client: Rollout) -> Trace:
     return Trace(
         INVALID_SPAN, client, "trace", "", external_trace_id=None, context_attrs={}, parent=None
     )
-

@@ -182,9 +182,7 @@ def _coerce(name: str, raw: object, source: str) -> object:
     return text
 
 
-def resolve_config(
-    env: Mapping[str, str] | None = None, /, **arguments: object
-) -> RolloutConfig:
+def resolve_config(env: Mapping[str, str] | None = None, /, **arguments: object) -> RolloutConfig:
     """Build a `RolloutConfig` from keyword arguments and `ROLLOUT_*` variables.
 
     Args:

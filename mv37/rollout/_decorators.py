@@ -28,6 +28,7 @@ from mv37.rollout._attributes import (
     type_attributes,
     user_attributes,
 )
+from mv37.rollout._client import Rollout
 from mv37.rollout._context import context_with, current_trace
 from mv37.rollout._diagnostics import debug_once, internal_error
 from mv37.rollout._span import Span, ToolCall, _Scope
@@ -36,7 +37,7 @@ from mv37.rollout._trace import Trace
 _MAX_YIELDED_KEPT = 100
 
 
-def _client() -> Any:
+def _client() -> Rollout:
     from mv37.rollout._global import get_client
 
     return get_client()
@@ -79,7 +80,7 @@ class _Params:
     ) -> dict[str, Any]:
         """The passed arguments by name; `self`/`cls` left out."""
         names = self.names[1:] if instance is not None else self.names
-        bound = dict(zip(names, args))
+        bound = dict(zip(names, args, strict=False))
         if len(args) > len(names):
             bound[self.varargs or "args"] = args[len(names) :]
         if kwargs:
@@ -100,7 +101,9 @@ class _Engine:
         self.params = _Params(target) if target is not None else _Params(_no_params)
         self.attrs = _start_attributes(options, self.name)
 
-    def open(self, instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Scope | None:
+    def open(
+        self, instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> _Scope | None:
         """Start the span (not yet current); None when nothing should be recorded."""
         try:
             client = _client()

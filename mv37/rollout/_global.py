@@ -28,7 +28,7 @@ def init(**config: Any) -> Rollout:
 
     Example:
         >>> import mv37.rollout as rollout
-        >>> client = rollout.init(agent_name="support_agent", environment="production")  # doctest: +SKIP
+        >>> rollout.init(agent_name="support_agent")  # doctest: +SKIP
 
     Raises:
         ValueError: For an invalid argument or environment variable (named).

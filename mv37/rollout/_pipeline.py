@@ -102,8 +102,7 @@ def _otlp_exporter(config: RolloutConfig) -> SpanExporter:
             headers=headers,
             compression=Compression.Gzip,
         )
-    exporter = OTLPSpanExporter(headers=headers)
-    return exporter
+    return OTLPSpanExporter(headers=headers)
 
 
 class _Flusher:

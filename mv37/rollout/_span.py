@@ -109,7 +109,9 @@ class _Scope:
         try:
             if isinstance(exc, BaseException):
                 _events.exception(self._otel, exc)
-                self._otel.set_attributes(error_attributes(exc, self._client.config.max_payload_chars))
+                self._otel.set_attributes(
+                    error_attributes(exc, self._client.config.max_payload_chars)
+                )
                 self._otel.set_status(Status(StatusCode.ERROR, f"{type(exc).__qualname__}: {exc}"))
             else:
                 self._otel.set_attributes(
@@ -121,6 +123,23 @@ class _Scope:
 
     def _before_end(self) -> None:
         """Subclass hook: last attributes before the OTel span ends."""
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._detach()
+        self._finish(exc)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
 
     def _finish(self, exc: BaseException | None = None) -> None:
         if self._ended:
@@ -291,25 +310,8 @@ class Span(_Scope):
         self._attach(self._trace, self)
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._detach()
-        self._finish(exc)
-
     async def __aenter__(self) -> Span:
         return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
 
 
 class ToolCall(Span):
@@ -332,4 +334,3 @@ class ToolCall(Span):
 
     async def __aenter__(self) -> ToolCall:
         return self.__enter__()
-

@@ -54,7 +54,15 @@ class Trace(_Scope):
         ...         span.record_input({"query": "orders"})
     """
 
-    __slots__ = ("_context_attrs", "_external_id", "_lock", "_messages", "_name", "_parent", "_usage")
+    __slots__ = (
+        "_context_attrs",
+        "_external_id",
+        "_lock",
+        "_messages",
+        "_name",
+        "_parent",
+        "_usage",
+    )
 
     def __init__(
         self,
@@ -373,11 +381,3 @@ class Trace(_Scope):
 
     async def __aenter__(self) -> Trace:
         return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)

@@ -1,0 +1,54 @@
+"""Shared fixtures: a captured client per test, and the registry check on its spans."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from mv37.rollout import _diagnostics, _global, semconv
+from mv37.rollout.testing import CapturedSpans, capture_spans, reset_global_tracer_provider
+
+os.environ["MV37_ROLLOUT_RAISE_INTERNAL"] = "1"
+for _name in list(os.environ):
+    if _name.startswith(("ROLLOUT_", "OTEL_")):
+        del os.environ[_name]
+
+
+def assert_registered(captured: CapturedSpans) -> None:
+    """Every attribute and event our scope emitted is listed in `semconv/`."""
+    for span in captured.exporter.get_finished_spans():
+        scope = span.instrumentation_scope.name if span.instrumentation_scope else ""
+        keys = set(span.attributes or {})
+        if scope != "mv37.rollout":
+            keys = {k for k in keys if k.startswith("rollout.")}
+        for key in keys:
+            assert semconv.is_registered_attribute(key), f"unregistered attribute {key!r}"
+        if scope != "mv37.rollout":
+            continue
+        for event in span.events:
+            assert semconv.is_registered_event(event.name), f"unregistered event {event.name!r}"
+            for key in event.attributes or {}:
+                assert semconv.is_registered_attribute(key), (
+                    f"unregistered attribute {key!r} on event {event.name!r}"
+                )
+
+
+@pytest.fixture(autouse=True)
+def _clean_global_state() -> Iterator[None]:
+    """Each test starts with no client, no global provider and fresh diagnostics."""
+    _global.reset()
+    reset_global_tracer_provider()
+    _diagnostics.reset_diagnostics()
+    yield
+    _global.reset()
+    reset_global_tracer_provider()
+
+
+@pytest.fixture
+def captured() -> Iterator[CapturedSpans]:
+    """A client exporting synchronously into memory; its spans are checked against semconv."""
+    with capture_spans() as spans:
+        yield spans
+        assert_registered(spans)
