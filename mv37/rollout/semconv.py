@@ -341,6 +341,7 @@ EVENT_EXCEPTION: Final = "exception"
 ATTRIBUTE_KEYS: Final = frozenset(
     {
         "rollout.span.type",
+        "rollout.span.name",
         "rollout.trace.name",
         "rollout.trace.external_id",
         "rollout.user.id",
