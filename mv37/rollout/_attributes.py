@@ -13,6 +13,7 @@ from typing import Any, Final
 from opentelemetry.util.types import AttributeValue
 
 from mv37.rollout import semconv as sc
+from mv37.rollout._diagnostics import internal_error
 from mv37.rollout._payload import attribute_value, serialize, to_json_text
 
 Attributes = dict[str, AttributeValue]
@@ -127,7 +128,11 @@ def payload_attributes(direction: str, value: object, limit: int, span_type: str
         limit: The payload cap in characters; truncation is marked.
         span_type: Tool spans also get `gen_ai.tool.call.arguments`/`.result`.
     """
-    payload = serialize(value, limit)
+    try:
+        payload = serialize(value, limit)
+    except Exception as exc:
+        internal_error("serialize payload", exc)
+        return {}
     if direction == "input":
         attrs: Attributes = {
             sc.ROLLOUT_INPUT: payload.text,

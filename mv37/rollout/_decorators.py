@@ -18,6 +18,7 @@ from typing import Any
 import wrapt
 from opentelemetry import context as otel_context
 
+from mv37.rollout import _global
 from mv37.rollout._attributes import (
     AGENT,
     TOOL,
@@ -38,9 +39,7 @@ _MAX_YIELDED_KEPT = 100
 
 
 def _client() -> Rollout:
-    from mv37.rollout._global import get_client
-
-    return get_client()
+    return _global._client or _global.get_client()
 
 
 @dataclass(frozen=True)

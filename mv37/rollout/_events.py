@@ -117,5 +117,18 @@ def chunk(span: OTelSpan, text: str, index: int, limit: int) -> None:
 
 
 def exception(span: OTelSpan, exc: BaseException) -> None:
-    """OTel's standard `exception` event (type, message, stacktrace)."""
-    span.record_exception(exc, escaped=True)
+    """OTel's standard `exception` event (type, message, stacktrace).
+
+    An exception whose `__str__` raises still gets an event, with a placeholder message.
+    """
+    try:
+        span.record_exception(exc, escaped=True)
+    except Exception:
+        span.add_event(
+            sc.EVENT_EXCEPTION,
+            {
+                sc.EXCEPTION_TYPE: type(exc).__qualname__,
+                sc.EXCEPTION_MESSAGE: f"<unprintable {type(exc).__qualname__}>",
+                sc.EXCEPTION_ESCAPED: True,
+            },
+        )

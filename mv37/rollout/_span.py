@@ -108,16 +108,17 @@ class _Scope:
         self._failed = True
         try:
             if isinstance(exc, BaseException):
+                attrs = error_attributes(exc, self._client.config.max_payload_chars)
+                self._otel.set_attributes(attrs)
+                description = f"{type(exc).__qualname__}: {attrs[sc.ROLLOUT_ERROR_MESSAGE]!s}"
+                self._otel.set_status(Status(StatusCode.ERROR, description))
                 _events.exception(self._otel, exc)
-                self._otel.set_attributes(
-                    error_attributes(exc, self._client.config.max_payload_chars)
-                )
-                self._otel.set_status(Status(StatusCode.ERROR, f"{type(exc).__qualname__}: {exc}"))
             else:
+                message = cap_text(str(exc), 2048)[0]
                 self._otel.set_attributes(
-                    {sc.ERROR_TYPE: "error", sc.ROLLOUT_ERROR_MESSAGE: cap_text(str(exc), 2048)[0]}
+                    {sc.ERROR_TYPE: "error", sc.ROLLOUT_ERROR_MESSAGE: message}
                 )
-                self._otel.set_status(Status(StatusCode.ERROR, str(exc)))
+                self._otel.set_status(Status(StatusCode.ERROR, message))
         except Exception as inner:
             internal_error("record error", inner)
 
@@ -153,7 +154,10 @@ class _Scope:
             internal_error("end span", inner)
         finally:
             self._ended = True
-            self._otel.end()
+            try:
+                self._otel.end()
+            except Exception as inner:
+                internal_error("end span", inner)
 
 
 class Span(_Scope):
