@@ -26,10 +26,12 @@ payloads = st.recursive(
     | st.text()
     | st.binary(max_size=20)
     | st.datetimes(),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=5), children, max_size=4)
-    | st.tuples(children, children)
-    | st.frozensets(st.integers(), max_size=3),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.text(max_size=5), children, max_size=4)
+        | st.tuples(children, children)
+        | st.frozensets(st.integers(), max_size=3)
+    ),
     max_leaves=20,
 )
 
@@ -125,11 +127,14 @@ def test_unprintable_values_and_exceptions(captured: CapturedSpans, is_async: bo
     async def async_tool(v: object) -> None:
         raise error
 
-    with rollout.trace("t"), pytest.raises(BadMessage) as info:
+    def call() -> None:
         if is_async:
             asyncio.run(async_tool(Unprintable()))
         else:
             sync_tool(Unprintable())
+
+    with rollout.trace("t"), pytest.raises(BadMessage) as info:
+        call()
     assert info.value is error
     span = captured.by_name("execute_tool sync_tool" if not is_async else "execute_tool async_tool")
     assert span["status"] == "ERROR"
