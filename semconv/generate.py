@@ -1,0 +1,570 @@
+"""Generate `mv37/rollout/semconv.py` and `semconv/attributes.md` from the registry YAML.
+
+The registry lives in `semconv/model/` in OpenTelemetry weaver `definition/2` form.
+Weaver cannot be installed here, so this small PyYAML script validates the registry
+and writes the two files; output depends only on the YAML, so it is deterministic.
+
+Usage:
+    python semconv/generate.py           # (re)write the generated files
+    python semconv/generate.py --check   # exit 1 and print a diff if they are stale
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL_DIR = Path("semconv/model")
+PYTHON_OUT = Path("mv37/rollout/semconv.py")
+MARKDOWN_OUT = Path("semconv/attributes.md")
+
+FILE_FORMAT = "definition/2"
+MANIFEST = "manifest.yaml"
+# Files of the registry, in output order (rollout.* first, then mirrors, then events).
+MODEL_FILES = ("rollout/registry.yaml", "rollout/mirrors.yaml", "rollout/events.yaml")
+
+ROLLOUT_PREFIX = "rollout."
+UPSTREAMS = ("otel", "openinference")
+WHERE = ("span", "event", "resource")
+STABILITY = ("stable", "development", "alpha", "beta", "release_candidate")
+REQUIREMENT_LEVELS = ("required", "conditionally_required", "recommended", "opt_in")
+PRIMITIVE_TYPES = ("string", "int", "double", "boolean")
+MAX_LINE = 100
+
+_ATTRIBUTE_FIELDS = frozenset(
+    {"key", "type", "brief", "note", "stability", "deprecated", "annotations", "examples"}
+)
+_EVENT_FIELDS = frozenset(
+    {"name", "brief", "note", "stability", "deprecated", "annotations", "attributes"}
+)
+_REF_FIELDS = frozenset({"ref", "requirement_level", "brief", "note", "examples"})
+_ROLLOUT_ANNOTATIONS = frozenset({"where", "upstream", "mirrors"})
+
+MODULE_DOCSTRING = (
+    '"""Attribute and event names of mv37.rollout (generated from semconv/; do not edit).\n'
+    "\n"
+    "The registry is `semconv/model/`; regenerate with `python semconv/generate.py`.\n"
+    '"""'
+)
+
+MODULE_FOOTER = '''
+
+def is_registered_attribute(key: str) -> bool:
+    """True when the registry lists `key` (or a template it belongs to)."""
+    return key in ATTRIBUTE_KEYS or key.startswith(TEMPLATE_PREFIXES)
+
+
+def is_registered_event(name: str) -> bool:
+    """True when the registry lists the event `name`."""
+    return name in EVENT_NAMES
+'''
+
+
+class RegistryError(Exception):
+    """The registry YAML is malformed or inconsistent."""
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """One attribute definition (`attributes:` entry)."""
+
+    key: str
+    type: str
+    brief: str
+    examples: tuple[object, ...]
+    stability: str
+    where: tuple[str, ...]
+    upstream: str | None = None
+    mirrors: tuple[str, ...] = ()
+    deprecated: str | None = None
+
+    @property
+    def is_template(self) -> bool:
+        """True for `template[...]` attributes, which stand for `<key>.<suffix>`."""
+        return self.type.startswith("template[")
+
+    @property
+    def constant(self) -> str:
+        """Python constant name: `a.b_c` -> `A_B_C`."""
+        return constant_name(self.key)
+
+
+@dataclass(frozen=True)
+class AttributeRef:
+    """An attribute referenced by an event, with its requirement level."""
+
+    key: str
+    requirement_level: str
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event definition (`events:` entry)."""
+
+    name: str
+    brief: str
+    stability: str
+    attributes: tuple[AttributeRef, ...]
+    upstream: str | None = None
+
+    @property
+    def constant(self) -> str:
+        """Python constant name: `rollout.message` -> `EVENT_ROLLOUT_MESSAGE`."""
+        return "EVENT_" + constant_name(self.name)
+
+
+@dataclass(frozen=True)
+class Registry:
+    """The whole registry, in file order."""
+
+    attributes: tuple[Attribute, ...]
+    events: tuple[Event, ...]
+    manifest: Mapping[str, object]
+
+    @property
+    def rollout_attributes(self) -> tuple[Attribute, ...]:
+        """The `rollout.*` attributes (ours)."""
+        return tuple(a for a in self.attributes if a.upstream is None)
+
+    @property
+    def mirrored_attributes(self) -> tuple[Attribute, ...]:
+        """The standard attributes mirrored from an upstream convention."""
+        return tuple(a for a in self.attributes if a.upstream is not None)
+
+    def mirrored_by(self, key: str) -> tuple[Attribute, ...]:
+        """The mirrors that repeat the value of the rollout attribute `key`."""
+        return tuple(a for a in self.mirrored_attributes if key in a.mirrors)
+
+    def constants(self) -> list[tuple[str, str, str]]:
+        """`(constant, value, brief)` for every attribute, then every event."""
+        return _constants(self.attributes, self.events)
+
+
+def _constants(
+    attributes: Sequence[Attribute], events: Sequence[Event]
+) -> list[tuple[str, str, str]]:
+    return [(a.constant, a.key, a.brief) for a in attributes] + [
+        (e.constant, e.name, e.brief) for e in events
+    ]
+
+
+def constant_name(key: str) -> str:
+    """Python constant name for a key or event name: dots become underscores, upper case."""
+    return key.replace(".", "_").upper()
+
+
+# --- loading and validation -------------------------------------------------------------
+
+
+def _mapping(value: object, where: str) -> dict[str, object]:
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise RegistryError(f"{where}: expected a mapping")
+    return {str(k): v for k, v in value.items()}
+
+
+def _list(value: object, where: str) -> list[object]:
+    if not isinstance(value, list):
+        raise RegistryError(f"{where}: expected a list")
+    return list(value)
+
+
+def _text(entry: Mapping[str, object], field: str, where: str) -> str:
+    value = entry.get(field)
+    if not isinstance(value, str) or not value.strip():
+        raise RegistryError(f"{where}: `{field}` must be a non-empty string")
+    return value.strip()
+
+
+def _strings(value: object, where: str) -> tuple[str, ...]:
+    items = _list(value, where)
+    if not all(isinstance(item, str) for item in items):
+        raise RegistryError(f"{where}: expected a list of strings")
+    return tuple(str(item) for item in items)
+
+
+def _check_fields(entry: Mapping[str, object], allowed: frozenset[str], where: str) -> None:
+    unknown = sorted(set(entry) - allowed)
+    if unknown:
+        raise RegistryError(f"{where}: unknown field(s) {', '.join(unknown)}")
+
+
+def _check_stability(entry: Mapping[str, object], where: str) -> str:
+    stability = _text(entry, "stability", where)
+    if stability not in STABILITY:
+        raise RegistryError(f"{where}: stability {stability!r} is not one of {STABILITY}")
+    return stability
+
+
+def _check_brief(brief: str, where: str) -> str:
+    if "\n" in brief or '"""' in brief or "\\" in brief or brief.endswith('"'):
+        raise RegistryError(f"{where}: brief must be one line without backslashes or quotes")
+    return brief
+
+
+def _value_type(type_: str, where: str) -> str:
+    """The type of a recorded value: `template[T]` -> `T`; checks the type is valid."""
+    inner = type_[len("template[") : -1] if type_.startswith("template[") else type_
+    if type_.startswith("template[") and not type_.endswith("]"):
+        raise RegistryError(f"{where}: malformed template type {type_!r}")
+    base = inner.removesuffix("[]")
+    if inner != "any" and base not in PRIMITIVE_TYPES:
+        raise RegistryError(f"{where}: unknown type {type_!r}")
+    return inner
+
+
+def _example_matches(value: object, type_: str) -> bool:
+    if type_ == "any":
+        return value is not None
+    if type_.endswith("[]"):
+        return isinstance(value, list) and all(_example_matches(v, type_[:-2]) for v in value)
+    if type_ == "string":
+        return isinstance(value, str)
+    if type_ == "boolean":
+        return isinstance(value, bool)
+    if type_ == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, (int, float)) and not isinstance(value, bool)  # double
+
+
+def _rollout_annotations(entry: Mapping[str, object], where: str) -> dict[str, object]:
+    annotations = _mapping(entry.get("annotations", {}), f"{where}: annotations")
+    rollout = _mapping(annotations.get("rollout", {}), f"{where}: annotations.rollout")
+    _check_fields(rollout, _ROLLOUT_ANNOTATIONS, f"{where}: annotations.rollout")
+    return rollout
+
+
+def _parse_attribute(raw: object, where: str) -> Attribute:
+    entry = _mapping(raw, where)
+    _check_fields(entry, _ATTRIBUTE_FIELDS, where)
+    key = _text(entry, "key", where)
+    where = f"{where} ({key})"
+    type_ = _text(entry, "type", where)
+    value_type = _value_type(type_, where)
+    examples = tuple(_list(entry.get("examples"), f"{where}: examples"))
+    if not examples:
+        raise RegistryError(f"{where}: needs at least one example")
+    for example in examples:
+        if not _example_matches(example, value_type):
+            raise RegistryError(f"{where}: example {example!r} is not of type {type_}")
+    rollout = _rollout_annotations(entry, where)
+    places = _strings(rollout.get("where", []), f"{where}: annotations.rollout.where")
+    if not places or any(p not in WHERE for p in places) or len(set(places)) != len(places):
+        raise RegistryError(f"{where}: annotations.rollout.where must list some of {WHERE}")
+    upstream = rollout.get("upstream")
+    if upstream is not None and upstream not in UPSTREAMS:
+        raise RegistryError(f"{where}: upstream {upstream!r} is not one of {UPSTREAMS}")
+    if key.startswith(ROLLOUT_PREFIX) == (upstream is not None):
+        raise RegistryError(
+            f"{where}: rollout.* keys have no upstream; every other key names its upstream"
+        )
+    if upstream is None and "mirrors" in rollout:
+        raise RegistryError(f"{where}: only mirrored (non-rollout) keys list `mirrors`")
+    deprecated = None
+    if "deprecated" in entry:
+        deprecated = _text(_mapping(entry["deprecated"], f"{where}: deprecated"), "note", where)
+    return Attribute(
+        key=key,
+        type=type_,
+        brief=_check_brief(_text(entry, "brief", where), where),
+        examples=examples,
+        stability=_check_stability(entry, where),
+        where=tuple(p for p in WHERE if p in places),
+        upstream=None if upstream is None else str(upstream),
+        mirrors=_strings(rollout.get("mirrors", []), f"{where}: annotations.rollout.mirrors"),
+        deprecated=" ".join(deprecated.split()) if deprecated else None,
+    )
+
+
+def _requirement_level(value: object, where: str) -> str:
+    if isinstance(value, dict) and len(value) == 1:
+        (value,) = value  # `{conditionally_required: "When ..."}`
+    if value not in REQUIREMENT_LEVELS:
+        raise RegistryError(f"{where}: requirement_level {value!r} is not valid")
+    return str(value)
+
+
+def _parse_event(raw: object, where: str) -> Event:
+    entry = _mapping(raw, where)
+    _check_fields(entry, _EVENT_FIELDS, where)
+    name = _text(entry, "name", where)
+    where = f"{where} ({name})"
+    refs: list[AttributeRef] = []
+    for i, raw_ref in enumerate(_list(entry.get("attributes", []), f"{where}: attributes")):
+        ref_where = f"{where}: attributes[{i}]"
+        ref = _mapping(raw_ref, ref_where)
+        _check_fields(ref, _REF_FIELDS, ref_where)
+        level = _requirement_level(ref.get("requirement_level", "recommended"), ref_where)
+        refs.append(AttributeRef(_text(ref, "ref", ref_where), level))
+    upstream = _rollout_annotations(entry, where).get("upstream")
+    if upstream is not None and upstream not in UPSTREAMS:
+        raise RegistryError(f"{where}: upstream {upstream!r} is not one of {UPSTREAMS}")
+    return Event(
+        name=name,
+        brief=_check_brief(_text(entry, "brief", where), where),
+        stability=_check_stability(entry, where),
+        attributes=tuple(refs),
+        upstream=None if upstream is None else str(upstream),
+    )
+
+
+def _read_yaml(path: Path) -> dict[str, object]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise RegistryError(f"{path}: {exc}") from exc
+    return _mapping(data, str(path))
+
+
+def _check_consistency(attributes: Sequence[Attribute], events: Sequence[Event]) -> None:
+    """Cross-file rules: unique names, resolvable references, `where` matches events."""
+    by_key: dict[str, Attribute] = {}
+    for attr in attributes:
+        if attr.key in by_key:
+            raise RegistryError(f"attribute {attr.key} is defined twice")
+        by_key[attr.key] = attr
+    constants: dict[str, str] = {}
+    for constant, name, brief in _constants(attributes, events):
+        if constant in constants:
+            raise RegistryError(f"{name} and {constants[constant]} share the constant {constant}")
+        if not constant.isidentifier():
+            raise RegistryError(f"{name}: {constant} is not a Python identifier")
+        constants[constant] = name
+        lines = (f"{constant}: Final = {_py_string(name, name)}", f'"""{brief}"""')
+        if max(len(line) for line in lines) > MAX_LINE:
+            raise RegistryError(f"{name}: constant or brief is longer than {MAX_LINE} characters")
+    if len({e.name for e in events}) != len(events):
+        raise RegistryError("an event name is defined twice")
+    for attr in attributes:
+        for target in attr.mirrors:
+            if target not in by_key or by_key[target].upstream is not None:
+                raise RegistryError(f"{attr.key} mirrors {target}, not a rollout.* attribute")
+    referenced: set[str] = set()
+    for event in events:
+        keys = [ref.key for ref in event.attributes]
+        if len(set(keys)) != len(keys):
+            raise RegistryError(f"event {event.name} references an attribute twice")
+        for key in keys:
+            if key not in by_key:
+                raise RegistryError(f"event {event.name} references unknown attribute {key}")
+        referenced.update(keys)
+    for attr in attributes:
+        if ("event" in attr.where) != (attr.key in referenced):
+            raise RegistryError(
+                f"{attr.key}: annotations.rollout.where lists `event` exactly when an event "
+                "in events.yaml references it"
+            )
+
+
+def load_registry(model_dir: Path = ROOT / MODEL_DIR) -> Registry:
+    """Read and validate the registry YAML under `model_dir`."""
+    on_disk = {p.relative_to(model_dir).as_posix() for p in model_dir.rglob("*.yaml")}
+    unexpected = sorted(on_disk - {MANIFEST, *MODEL_FILES})
+    if unexpected:
+        raise RegistryError(f"{model_dir}: add {', '.join(unexpected)} to MODEL_FILES")
+    manifest = _read_yaml(model_dir / MANIFEST)
+    attributes: list[Attribute] = []
+    events: list[Event] = []
+    for name in MODEL_FILES:
+        doc = _read_yaml(model_dir / name)
+        if doc.get("file_format") != FILE_FORMAT:
+            raise RegistryError(f"{name}: file_format must be {FILE_FORMAT}")
+        _check_fields(doc, frozenset({"file_format", "attributes", "events"}), name)
+        for i, raw in enumerate(_list(doc.get("attributes", []), f"{name}: attributes")):
+            attributes.append(_parse_attribute(raw, f"{name}: attributes[{i}]"))
+        for i, raw in enumerate(_list(doc.get("events", []), f"{name}: events")):
+            events.append(_parse_event(raw, f"{name}: events[{i}]"))
+    _check_consistency(attributes, events)
+    return Registry(tuple(attributes), tuple(events), manifest)
+
+
+# --- rendering ------------------------------------------------------------------------
+
+
+def _py_string(text: str, where: str) -> str:
+    if '"' in text or "\\" in text or not text.isprintable():
+        raise RegistryError(f"{where}: {text!r} cannot be written as a plain string literal")
+    return f'"{text}"'
+
+
+def _py_set(name: str, values: Sequence[str], doc: str) -> list[str]:
+    body = [f"        {_py_string(v, name)}," for v in values]
+    return [f"{name}: Final = frozenset(", "    {", *body, "    }", ")", f'"""{doc}"""']
+
+
+def render_python(registry: Registry) -> str:
+    """The text of `mv37/rollout/semconv.py`."""
+    lines = [MODULE_DOCSTRING, "", "from typing import Final", ""]
+    for constant, value, brief in registry.constants():
+        lines += [f"{constant}: Final = {_py_string(value, value)}", f'"""{brief}"""', ""]
+    keys = sorted(a.key for a in registry.attributes if not a.is_template)
+    lines += _py_set("ATTRIBUTE_KEYS", keys, "Every registered attribute key except templates.")
+    lines.append("")
+    prefixes = [_py_string(a.key + ".", a.key) for a in registry.attributes if a.is_template]
+    prefix_tuple = f"({prefixes[0]},)" if len(prefixes) == 1 else f"({', '.join(prefixes)})"
+    lines += [
+        f"TEMPLATE_PREFIXES: Final = {prefix_tuple}",
+        '"""Prefixes of template attributes: a key under one of them is registered."""',
+        "",
+    ]
+    names = sorted(e.name for e in registry.events)
+    lines += _py_set("EVENT_NAMES", names, "Every registered event name.")
+    text = "\n".join(lines) + "\n" + MODULE_FOOTER
+    for number, line in enumerate(text.splitlines(), 1):
+        if len(line) > MAX_LINE:
+            raise RegistryError(f"{PYTHON_OUT}:{number} would exceed {MAX_LINE} characters")
+    return text
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _code(text: str) -> str:
+    return f"`{_cell(text)}`"
+
+
+def _example(value: object) -> str:
+    if isinstance(value, str) and value.strip() == value and "\n" not in value:
+        return _code(value) if "`" not in value else _code(json.dumps(value))
+    return _code(json.dumps(value, ensure_ascii=False))
+
+
+def _attribute_row(registry: Registry, attr: Attribute) -> str:
+    key = f"{attr.key}.<key>" if attr.is_template else attr.key
+    if attr.upstream is None:
+        links = [f"{_code(m.key)} ({m.upstream})" for m in registry.mirrored_by(attr.key)]
+        related = ", ".join(links) or "—"
+    else:
+        related = attr.upstream
+        if attr.mirrors:
+            related += "; mirrors " + ", ".join(_code(m) for m in attr.mirrors)
+        if attr.stability == "stable":
+            related += "; stable"
+        if attr.deprecated:
+            related += "; deprecated upstream"
+    cells = [
+        _code(key),
+        _cell(attr.type),
+        ", ".join(attr.where),
+        _cell(attr.brief),
+        ", ".join(_example(e) for e in attr.examples),
+        related,
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+def render_markdown(registry: Registry) -> str:
+    """The text of `semconv/attributes.md`."""
+    header = "| key | type | where | brief | example | mirrors / upstream |\n" + "|---" * 6 + "|"
+    lines = [
+        "<!-- Generated by semconv/generate.py from semconv/model/; do not edit. -->",
+        "",
+        "# mv37.rollout semantic conventions",
+        "",
+        "Every attribute and event that mv37.rollout records, generated from the registry in",
+        "[`model/`](model/). Code uses the constants of `mv37.rollout.semconv`: attribute",
+        "`a.b_c` is `A_B_C`, event `x.y` is `EVENT_X_Y`.",
+        "",
+        "*where*: `span` is a span attribute, `event` an attribute of an event below,",
+        "`resource` an attribute of the OTel Resource. All `rollout.*` attributes are at",
+        "stability *development*.",
+        "",
+        "## Rollout attributes",
+        "",
+        header,
+        *(_attribute_row(registry, a) for a in registry.rollout_attributes),
+        "",
+        "## Mirrored standard attributes",
+        "",
+        "Set beside the `rollout.*` keys so that tools reading the OpenTelemetry GenAI",
+        "conventions (`otel`) or OpenInference (`openinference`) render Rollout traces.",
+        "",
+        header,
+        *(_attribute_row(registry, a) for a in registry.mirrored_attributes),
+        "",
+        "## Events",
+        "",
+        "| event | brief | attributes | upstream |",
+        "|---|---|---|---|",
+    ]
+    templates = {a.key for a in registry.attributes if a.is_template}
+    for event in registry.events:
+        refs = ", ".join(
+            f"{_code(r.key + '.<key>' if r.key in templates else r.key)} ({r.requirement_level})"
+            for r in event.attributes
+        )
+        row = [_code(event.name), _cell(event.brief), refs, event.upstream or "—"]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+# --- files ----------------------------------------------------------------------------
+
+
+def generated_files(root: Path = ROOT) -> dict[Path, str]:
+    """What each generated file (path relative to `root`) should contain."""
+    registry = load_registry(root / MODEL_DIR)
+    return {PYTHON_OUT: render_python(registry), MARKDOWN_OUT: render_markdown(registry)}
+
+
+def stale_diff(root: Path = ROOT) -> str:
+    """A unified diff from the committed files to the generated ones; empty when in sync."""
+    chunks: list[str] = []
+    for rel, expected in generated_files(root).items():
+        path = root / rel
+        current = path.read_text(encoding="utf-8") if path.exists() else ""
+        if current != expected:
+            chunks += difflib.unified_diff(
+                current.splitlines(keepends=True),
+                expected.splitlines(keepends=True),
+                fromfile=f"{rel.as_posix()} (committed)",
+                tofile=f"{rel.as_posix()} (generated)",
+            )
+    return "".join(chunks)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line entry point; returns the exit status."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 and print a diff if files are stale"
+    )
+    parser.add_argument("--root", type=Path, default=ROOT, help="repository root")
+    args = parser.parse_args(argv)
+    root: Path = args.root
+    try:
+        if args.check:
+            diff = stale_diff(root)
+            if diff:
+                sys.stdout.write(diff)
+                print(
+                    "semconv: generated files are stale; run `python semconv/generate.py`",
+                    file=sys.stderr,
+                )
+                return 1
+            print("semconv: generated files are up to date")
+            return 0
+        for rel, text in generated_files(root).items():
+            path = root / rel
+            if path.exists() and path.read_text(encoding="utf-8") == text:
+                print(f"unchanged {rel.as_posix()}")
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8", newline="\n")
+            print(f"wrote {rel.as_posix()}")
+    except RegistryError as exc:
+        print(f"semconv: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
