@@ -8,8 +8,9 @@ dicts so a span gets all its start attributes in one `start_span(attributes=...)
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
+from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
 
 from mv37.rollout import semconv as sc
@@ -26,6 +27,40 @@ TASK: Final = "task"
 RETRIEVAL: Final = "retrieval"
 SPAN: Final = "span"
 TRACE_TYPES: Final = frozenset({AGENT, TRACE})
+
+# What samplers and processors may look at when a span starts (the GenAI conventions'
+# sampling-relevant keys plus our type); the rest is added right after the start.
+_START_KEYS: Final = (
+    sc.ROLLOUT_SPAN_TYPE,
+    sc.GEN_AI_OPERATION_NAME,
+    sc.GEN_AI_PROVIDER_NAME,
+    sc.GEN_AI_REQUEST_MODEL,
+)
+_CLIENT_TYPES: Final = frozenset({LLM, RETRIEVAL})
+
+
+class SpanPlan(NamedTuple):
+    """Everything about a child span that does not change from call to call."""
+
+    span_type: str
+    otel_name: str
+    kind: SpanKind
+    attrs: Attributes
+    start: Attributes
+
+
+def plan_span(span_type: str, name: str, attrs: Attributes, model: str | None = None) -> SpanPlan:
+    """Decide a child span's OTel name, kind and start attributes once."""
+    kind = SpanKind.CLIENT if span_type in _CLIENT_TYPES else SpanKind.INTERNAL
+    return SpanPlan(
+        span_type, span_name(span_type, name, model), kind, attrs, start_attributes(attrs)
+    )
+
+
+def start_attributes(attrs: Attributes) -> Attributes:
+    """The subset of `attrs` passed to `start_span` (seen by samplers and `on_start`)."""
+    return {key: attrs[key] for key in _START_KEYS if key in attrs}
+
 
 _OPERATION: Final = {
     AGENT: "invoke_agent",

@@ -26,12 +26,14 @@ from mv37.rollout._attributes import (
     Attributes,
     context_attributes,
     span_name,
+    start_attributes,
     type_attributes,
     user_attributes,
 )
 from mv37.rollout._config import RolloutConfig, resolve_config
 from mv37.rollout._context import current_trace, trace_in
 from mv37.rollout._diagnostics import debug_once, internal_error
+from mv37.rollout._fastattrs import set_clean_attributes
 from mv37.rollout._ids import (
     RolloutIdGenerator,
     force_trace_id,
@@ -72,11 +74,19 @@ class Rollout:
     def _setup(self, *, passive: bool) -> None:
         self._external_ids: OrderedDict[str, str] = OrderedDict()
         self._pipeline: Pipeline | None = None
+        self.lean_start = False
         if self.config.disabled:
             self.tracer: Tracer = otel_trace.NoOpTracer()
             return
         self._pipeline = Pipeline(self.config, passive=passive)
         self.tracer = self._pipeline.tracer
+        # On our own provider with only our processors, nobody reads a child span's
+        # attributes at start (our sampler looks at the trace id only), so children start
+        # bare and get all attributes right after: the SDK validates start attributes
+        # twice (sampler and span), which costs more than the span itself.
+        self.lean_start = (
+            self._pipeline.owned_provider is not None and not self.config.span_processors
+        )
 
     def __repr__(self) -> str:
         c = self.config
@@ -225,13 +235,15 @@ class Rollout:
                 current = Context()
         token = force_trace_id(forced) if forced is not None else None
         try:
-            return self.tracer.start_span(
+            otel_span = self.tracer.start_span(
                 span_name(span_type, name),
                 context=current,
                 kind=SpanKind.INTERNAL,
-                attributes=attrs,
+                attributes=start_attributes(attrs),
                 links=links,
             )
+            set_clean_attributes(otel_span, attrs)
+            return otel_span
         finally:
             if token is not None:
                 reset_forced_trace_id(token)

@@ -13,13 +13,15 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
+from opentelemetry.trace import INVALID_SPAN, set_span_in_context
 from opentelemetry.trace import Span as OTelSpan
-from opentelemetry.trace import set_span_in_context
 
 if TYPE_CHECKING:
     from mv37.rollout._span import Span
     from mv37.rollout._trace import Trace
 
+_OTEL_SPAN_KEY = next(iter(set_span_in_context(INVALID_SPAN, Context())))
+"""The key OTel's `set_span_in_context` stores the current span under."""
 TRACE_KEY = otel_context.create_key("mv37-rollout-trace")
 SPAN_KEY = otel_context.create_key("mv37-rollout-span")
 
@@ -53,9 +55,12 @@ def context_with(
     otel_span: OTelSpan, trace: Trace, span: Span | None, base: Context | None = None
 ) -> Context:
     """A context where `otel_span` is current and `trace`/`span` are the active facades."""
-    ctx = set_span_in_context(otel_span, base)
-    ctx = otel_context.set_value(TRACE_KEY, trace, ctx)
-    return otel_context.set_value(SPAN_KEY, span, ctx)
+    # One copy instead of three chained `set_value`s: this runs on every span start.
+    values = dict(otel_context.get_current() if base is None else base)
+    values[_OTEL_SPAN_KEY] = otel_span
+    values[TRACE_KEY] = trace
+    values[SPAN_KEY] = span
+    return Context(values)
 
 
 def bind_context(fn: Callable[P, R]) -> Callable[P, R]:

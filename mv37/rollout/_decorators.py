@@ -26,6 +26,7 @@ from mv37.rollout._attributes import (
     Attributes,
     llm_attributes,
     payload_attributes,
+    plan_span,
     type_attributes,
     user_attributes,
 )
@@ -90,7 +91,7 @@ class _Params:
 class _Engine:
     """Opens and closes the scope of one decorated function's calls."""
 
-    __slots__ = ("attrs", "is_trace", "name", "options", "params")
+    __slots__ = ("child_cls", "is_trace", "name", "options", "params", "plan")
 
     def __init__(self, options: ScopeOptions, fn: Callable[..., Any] | None) -> None:
         target = fn.__func__ if isinstance(fn, (staticmethod, classmethod)) else fn
@@ -98,7 +99,13 @@ class _Engine:
         self.name = options.name or getattr(target, "__name__", None) or options.span_type
         self.is_trace = options.span_type in TRACE_TYPES
         self.params = _Params(target) if target is not None else _Params(_no_params)
-        self.attrs = _start_attributes(options, self.name)
+        self.plan = plan_span(
+            options.span_type,
+            self.name,
+            _start_attributes(options, self.name),
+            options.llm_options.get("model"),
+        )
+        self.child_cls = ToolCall if options.span_type == TOOL else Span
 
     def open(
         self, instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -106,7 +113,7 @@ class _Engine:
         """Start the span (not yet current); None when nothing should be recorded."""
         try:
             client = _client()
-            if client.disabled:
+            if client.config.disabled:
                 return None
             options = self.options
             if self.is_trace:
@@ -127,15 +134,12 @@ class _Engine:
                     self.name,
                 )
                 return None
-            attrs = self.attrs
+            extra = None
             if options.capture_input and parent.is_recording:
                 limit = client.config.max_payload_chars
                 bound = self.params.bind(instance, args, kwargs)
-                attrs = {**attrs, **payload_attributes("input", bound, limit, options.span_type)}
-            cls = ToolCall if options.span_type == TOOL else Span
-            return parent.start_child(
-                cls, options.span_type, self.name, attrs, model=options.llm_options.get("model")
-            )
+                extra = payload_attributes("input", bound, limit, options.span_type)
+            return parent.start_child(self.child_cls, self.plan, extra)
         except Exception as exc:
             internal_error("open decorated span", exc)
             return None

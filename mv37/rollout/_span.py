@@ -27,6 +27,7 @@ from mv37.rollout._attributes import (
 )
 from mv37.rollout._context import context_with
 from mv37.rollout._diagnostics import internal_error
+from mv37.rollout._fastattrs import set_clean_attributes
 from mv37.rollout._payload import cap_text
 
 if TYPE_CHECKING:
@@ -85,7 +86,7 @@ class _Scope:
 
     def _set(self, attrs: Mapping[str, Any]) -> None:
         if self._recording and not self._ended:
-            self._otel.set_attributes(attrs)
+            set_clean_attributes(self._otel, attrs)
 
     def _attach(self, trace: Trace, span: Span | None) -> None:
         try:
@@ -160,6 +161,17 @@ class _Scope:
                 internal_error("end span", inner)
 
 
+class _Stream:
+    """Streaming state, created on the first chunk only."""
+
+    __slots__ = ("chunks", "first_chunk_ns", "preview")
+
+    def __init__(self, first_chunk_ns: int) -> None:
+        self.first_chunk_ns = first_chunk_ns
+        self.chunks = 0
+        self.preview = ""
+
+
 class Span(_Scope):
     """A typed span inside a trace: `llm`, `retrieval`, `task`, a custom type, ...
 
@@ -170,16 +182,13 @@ class Span(_Scope):
         ...         llm.set_usage(input_tokens=12, output_tokens=3)
     """
 
-    __slots__ = ("_chunks", "_first_chunk_at", "_preview", "_started", "_trace", "_usage")
+    __slots__ = ("_stream", "_trace", "_usage")
 
     def __init__(self, otel_span: OTelSpan, client: Rollout, span_type: str, trace: Trace) -> None:
         super().__init__(otel_span, client, span_type)
         self._trace = trace
         self._usage: dict[str, int | float] | None = None
-        self._chunks = 0
-        self._preview = ""
-        self._first_chunk_at: float | None = None
-        self._started = time.monotonic()
+        self._stream: _Stream | None = None
 
     @property
     def trace(self) -> Trace:
@@ -255,14 +264,15 @@ class Span(_Scope):
             return
         try:
             config = self._client.config
-            if self._first_chunk_at is None:
-                self._first_chunk_at = time.monotonic()
+            stream = self._stream
+            if stream is None:
+                stream = self._stream = _Stream(time.time_ns())
             text = text if isinstance(text, str) else str(text)
             keep = config.stream_preview_chars
-            self._preview = (self._preview + text)[-keep:] if keep > 0 else ""
+            stream.preview = (stream.preview + text)[-keep:] if keep > 0 else ""
             if config.capture_stream_chunks:
-                _events.chunk(self._otel, text, self._chunks, config.max_payload_chars)
-            self._chunks += 1
+                _events.chunk(self._otel, text, stream.chunks, config.max_payload_chars)
+            stream.chunks += 1
         except Exception as exc:
             internal_error("record_chunk", exc)
 
@@ -297,16 +307,18 @@ class Span(_Scope):
         self._finish()
 
     def _before_end(self) -> None:
-        if self._chunks:
+        stream = self._stream
+        if stream is not None:
             attrs: dict[str, Any] = {
-                sc.ROLLOUT_LLM_STREAM_CHUNK_COUNT: self._chunks,
-                sc.ROLLOUT_LLM_STREAM_PREVIEW: self._preview,
+                sc.ROLLOUT_LLM_STREAM_CHUNK_COUNT: stream.chunks,
+                sc.ROLLOUT_LLM_STREAM_PREVIEW: stream.preview,
             }
-            if self._first_chunk_at is not None:
-                ttfc = self._first_chunk_at - self._started
+            started = getattr(self._otel, "start_time", None)
+            if isinstance(started, int):
+                ttfc = max(0, stream.first_chunk_ns - started) / 1e9
                 attrs[sc.ROLLOUT_LLM_TIME_TO_FIRST_CHUNK] = ttfc
                 attrs[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = ttfc
-            self._otel.set_attributes(attrs)
+            set_clean_attributes(self._otel, attrs)
         if self._usage:
             self._trace._add_usage(self._usage)
 

@@ -9,27 +9,28 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
-from opentelemetry.trace import INVALID_SPAN, SpanKind, set_span_in_context
+from opentelemetry.trace import INVALID_SPAN, set_span_in_context
 from opentelemetry.trace import Span as OTelSpan
 
 from mv37.rollout import _events
 from mv37.rollout import semconv as sc
 from mv37.rollout._attributes import (
     LLM,
-    RETRIEVAL,
     SUMMED_USAGE_FIELDS,
     TOOL,
     Attributes,
+    SpanPlan,
     context_attributes,
     llm_attributes,
     payload_attributes,
-    span_name,
+    plan_span,
     type_attributes,
     usage_attributes,
     user_attributes,
 )
 from mv37.rollout._context import TRACE_KEY
 from mv37.rollout._diagnostics import internal_error
+from mv37.rollout._fastattrs import set_clean_attributes
 from mv37.rollout._ids import force_span_id, parse_span_id, reset_forced_span_id
 from mv37.rollout._span import Span, ToolCall, _Scope
 
@@ -37,8 +38,6 @@ if TYPE_CHECKING:
     from mv37.rollout._client import Rollout
 
 S = TypeVar("S", bound=Span)
-
-_CLIENT_KINDS = frozenset({LLM, RETRIEVAL})
 
 
 class Trace(_Scope):
@@ -110,35 +109,43 @@ class Trace(_Scope):
     def start_child(
         self,
         cls: type[S],
-        span_type: str,
-        name: str,
-        attrs: Attributes,
+        plan: SpanPlan,
+        extra: Attributes | None = None,
         *,
-        model: str | None = None,
         span_id: str | int | None = None,
     ) -> S:
         """Start a child span of this trace (under the current span when it is ours)."""
         client = self._client
-        if client.disabled:
-            return cls(INVALID_SPAN, client, span_type, self)
+        if client.config.disabled:
+            return cls(INVALID_SPAN, client, plan.span_type, self)
         token = None
         try:
             if span_id is not None:
                 token = force_span_id(parse_span_id(span_id))
-            kind = SpanKind.CLIENT if span_type in _CLIENT_KINDS else SpanKind.INTERNAL
+            attrs = plan.attrs
+            if self._context_attrs or extra:
+                attrs = (
+                    {**self._context_attrs, **attrs, **extra}
+                    if extra
+                    else {
+                        **self._context_attrs,
+                        **attrs,
+                    }
+                )
             otel_span = client.tracer.start_span(
-                span_name(span_type, name, model),
+                plan.otel_name,
                 context=self._parent_context(),
-                kind=kind,
-                attributes={**self._context_attrs, **attrs} if self._context_attrs else attrs,
+                kind=plan.kind,
+                attributes=None if client.lean_start else plan.start,
             )
+            set_clean_attributes(otel_span, attrs)
         except Exception as exc:
             internal_error("start span", exc)
             otel_span = INVALID_SPAN
         finally:
             if token is not None:
                 reset_forced_span_id(token)
-        return cls(otel_span, client, span_type, self)
+        return cls(otel_span, client, plan.span_type, self)
 
     def span(
         self,
@@ -171,7 +178,7 @@ class Trace(_Scope):
             attrs.update(user_attributes(attributes, self._client.config.max_payload_chars))
         except Exception as exc:
             internal_error("span attributes", exc)
-        return self.start_child(Span, span_type, name, attrs, model=model, span_id=span_id)
+        return self.start_child(Span, plan_span(span_type, name, attrs, model), span_id=span_id)
 
     def llm(
         self,
@@ -221,7 +228,7 @@ class Trace(_Scope):
             attrs.update(user_attributes(attributes, limit))
         except Exception as exc:
             internal_error("tool attributes", exc)
-        return self.start_child(ToolCall, TOOL, name, attrs)
+        return self.start_child(ToolCall, plan_span(TOOL, name, attrs))
 
     # -- events -----------------------------------------------------------------------
 
