@@ -17,17 +17,14 @@ from typing import Any
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.trace import Span as OTelSpan
 
-try:
-    from opentelemetry.sdk.trace import Span as _SDKSpan
-except ImportError:  # pragma: no cover - the SDK is a dependency
-    _SDKSpan = None  # type: ignore[assignment,misc]
+from opentelemetry.sdk.trace import Span as _SDKSpan
 
 
 def set_clean_attributes(span: OTelSpan, attrs: Mapping[str, Any]) -> None:
     """Add already-valid attributes to `span` (fast on SDK spans, public API otherwise)."""
     if not attrs:
         return
-    if type(span) is _SDKSpan:
+    if isinstance(span, _SDKSpan):
         bounded = getattr(span, "_attributes", None)
         lock = getattr(span, "_lock", None)
         if (
