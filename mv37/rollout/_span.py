@@ -341,7 +341,9 @@ class ToolCall(Span):
     __slots__ = ()
 
     def _before_end(self) -> None:
-        self._otel.set_attribute(sc.ROLLOUT_TOOL_STATUS, "error" if self._failed else "ok")
+        set_clean_attributes(
+            self._otel, {sc.ROLLOUT_TOOL_STATUS: "error" if self._failed else "ok"}
+        )
         super()._before_end()
 
     def __enter__(self) -> ToolCall:
