@@ -15,9 +15,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry.attributes import BoundedAttributes
-from opentelemetry.trace import Span as OTelSpan
-
 from opentelemetry.sdk.trace import Span as _SDKSpan
+from opentelemetry.trace import Span as OTelSpan
 
 
 def set_clean_attributes(span: OTelSpan, attrs: Mapping[str, Any]) -> None:
