@@ -74,6 +74,11 @@ class ScopeFactory(Generic[T]):
         self.__exit__(exc_type, exc, tb)
 
 
+def _is_function(target: object) -> bool:
+    """Bare use (`@rollout.tool`): the argument is the function, possibly a descriptor."""
+    return callable(target) or isinstance(target, (classmethod, staticmethod))
+
+
 def _trace_options(**options: Any) -> dict[str, Any]:
     return {key: value for key, value in options.items() if value is not None}
 
@@ -115,7 +120,7 @@ def agent(
         >>> @rollout.agent("support_agent")  # doctest: +SKIP
         ... def handle(text: str) -> str: ...
     """
-    if callable(name):
+    if _is_function(name):
         return agent()(name)
     options = ScopeOptions(
         AGENT,
@@ -166,7 +171,7 @@ def trace(
         >>> with rollout.trace("support_agent") as trace:  # doctest: +SKIP
         ...     trace.message(role="user", content="hi")
     """
-    if callable(name):
+    if _is_function(name):
         return trace()(name)
     options = ScopeOptions(
         TRACE,
@@ -223,7 +228,7 @@ def span(
         >>> @rollout.span("retrieval", record_output=True)  # doctest: +SKIP
         ... def search(query: str) -> list[str]: ...
     """
-    if callable(span_type):
+    if _is_function(span_type):
         return span()(span_type)
     options = ScopeOptions(
         str(span_type),
@@ -268,7 +273,7 @@ def tool(
         >>> @rollout.tool("get_weather")  # doctest: +SKIP
         ... def get_weather(city: str) -> dict: ...
     """
-    if callable(name):
+    if _is_function(name):
         return tool()(name)
     options = ScopeOptions(
         TOOL,
@@ -299,7 +304,7 @@ def task(
     attributes: Mapping[str, Any] | None = None,
 ) -> Any:
     """A task span: a multi-step unit of work inside the active trace."""
-    if callable(name):
+    if _is_function(name):
         return task()(name)
     options = ScopeOptions(
         TASK,

@@ -235,40 +235,75 @@ def _gen_wrapper(engine: _Engine) -> Callable[..., Any]:
     return call
 
 
+class _Iteration:
+    """The span side of one generator run, shared by the sync and async loops.
+
+    With no scope (no active trace, disabled) every method is a no-op, so the loops
+    below serve traced and untraced generators alike and `send`/`throw` always reach
+    the user's generator.
+    """
+
+    __slots__ = ("ctx", "engine", "kept", "scope")
+
+    def __init__(self, engine: _Engine, instance: object, args: Any, kwargs: Any) -> None:
+        self.engine = engine
+        self.scope = engine.open(instance, args, kwargs)
+        self.ctx = engine.context(self.scope) if self.scope is not None else None
+        self.kept: list[Any] = []
+
+    def attach(self) -> object | None:
+        """Make the span current for one step of the user's generator."""
+        return otel_context.attach(self.ctx) if self.ctx is not None else None
+
+    def detach(self, token: object | None) -> None:
+        """Restore the consumer's context after the step."""
+        if token is not None:
+            otel_context.detach(token)  # type: ignore[arg-type]
+
+    def produced(self, item: Any) -> None:
+        """Keep the first items as the span's output."""
+        if self.scope is not None and len(self.kept) < _MAX_YIELDED_KEPT:
+            self.kept.append(item)
+
+    def finished(self, value: Any = None) -> None:
+        """Exhausted, closed early, or the loop broke: not an error."""
+        if self.scope is not None:
+            self.engine.close(self.scope, self.kept if value is None else value, None)
+
+    def failed(self, exc: BaseException) -> None:
+        """An exception left the user's generator."""
+        if self.scope is not None:
+            self.engine.close(self.scope, None, exc)
+
+
 def _traced_generator(
     engine: _Engine, gen: Generator[Any, Any, Any], instance: object, args: Any, kwargs: Any
 ) -> Generator[Any, Any, Any]:
     """Run `gen` one step at a time inside the span's context; the span covers it all."""
-    scope = engine.open(instance, args, kwargs)
-    if scope is None:
-        return (yield from gen)
-    ctx = engine.context(scope)
-    kept: list[Any] = []
+    run = _Iteration(engine, instance, args, kwargs)
     to_send: Any = None
     to_throw: BaseException | None = None
     while True:
-        token = otel_context.attach(ctx)
+        token = run.attach()
         try:
             item = gen.send(to_send) if to_throw is None else gen.throw(to_throw)
         except StopIteration as stop:
-            engine.close(scope, kept if stop.value is None else stop.value, None)
+            run.finished(stop.value)
             return stop.value
         except BaseException as exc:
-            engine.close(scope, None, exc)
+            run.failed(exc)
             raise
         finally:
-            otel_context.detach(token)
+            run.detach(token)
         to_throw = None
-        if len(kept) < _MAX_YIELDED_KEPT:
-            kept.append(item)
+        run.produced(item)
         try:
             to_send = yield item
         except GeneratorExit:
-            # Closed early or the loop broke: not an error; end the span.
             try:
                 gen.close()
             finally:
-                engine.close(scope, kept, None)
+                run.finished()
             raise
         except BaseException as exc:
             to_send, to_throw = None, exc
@@ -285,37 +320,30 @@ async def _traced_async_generator(
     engine: _Engine, agen: AsyncGenerator[Any, Any], instance: object, args: Any, kwargs: Any
 ) -> AsyncGenerator[Any, Any]:
     """The async twin of `_traced_generator`, stepping with `asend`/`athrow`."""
-    scope = engine.open(instance, args, kwargs)
-    if scope is None:
-        async for item in agen:
-            yield item
-        return
-    ctx = engine.context(scope)
-    kept: list[Any] = []
+    run = _Iteration(engine, instance, args, kwargs)
     to_send: Any = None
     to_throw: BaseException | None = None
     while True:
-        token = otel_context.attach(ctx)
+        token = run.attach()
         try:
             item = await (agen.asend(to_send) if to_throw is None else agen.athrow(to_throw))
         except StopAsyncIteration:
-            engine.close(scope, kept, None)
+            run.finished()
             return
         except BaseException as exc:
-            engine.close(scope, None, exc)
+            run.failed(exc)
             raise
         finally:
-            otel_context.detach(token)
+            run.detach(token)
         to_throw = None
-        if len(kept) < _MAX_YIELDED_KEPT:
-            kept.append(item)
+        run.produced(item)
         try:
             to_send = yield item
         except GeneratorExit:
             try:
                 await agen.aclose()
             finally:
-                engine.close(scope, kept, None)
+                run.finished()
             raise
         except BaseException as exc:
             to_send, to_throw = None, exc
