@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 
@@ -41,6 +42,9 @@ def _clean_global_state() -> Iterator[None]:
     _global.reset()
     reset_global_tracer_provider()
     _diagnostics.reset_diagnostics()
+    _sdk_logger = logging.getLogger("mv37.rollout")
+    _sdk_logger.setLevel(logging.NOTSET)
+    _sdk_logger.handlers.clear()
     yield
     _global.reset()
     reset_global_tracer_provider()

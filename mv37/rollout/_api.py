@@ -9,6 +9,7 @@ classmethods and staticmethods (apply it outside `@classmethod`/`@staticmethod`)
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, Generic, TypeVar, overload
 
@@ -20,17 +21,22 @@ from mv37.rollout._span import Span, ToolCall, _Scope
 from mv37.rollout._trace import Trace
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# Scopes opened by factories used as context managers, per thread / asyncio task, so one
+# factory object entered from several tasks at once keeps each caller's scope apart.
+_open_scopes: ContextVar[tuple[tuple[object, _Scope], ...]] = ContextVar(
+    "mv37_rollout_open_scopes", default=()
+)
 T = TypeVar("T", bound=_Scope)
 
 
 class ScopeFactory(Generic[T]):
     """A decorator that is also a (sync and async) context manager."""
 
-    __slots__ = ("_options", "_scopes")
+    __slots__ = ("_options",)
 
     def __init__(self, options: ScopeOptions) -> None:
         self._options = options
-        self._scopes: list[_Scope] = []
 
     def __call__(self, fn: F) -> F:
         """Decorate `fn`: a span per call."""
@@ -47,7 +53,7 @@ class ScopeFactory(Generic[T]):
                 cls = ToolCall if self._options.span_type == TOOL else Span
                 scope = cls(trace.otel_span, client, self._options.span_type, trace)
         enter(scope)
-        self._scopes.append(scope)
+        _open_scopes.set((*_open_scopes.get(), (self, scope)))
         return scope
 
     def __enter__(self) -> T:
@@ -59,8 +65,13 @@ class ScopeFactory(Generic[T]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._scopes:
-            self._scopes.pop().__exit__(exc_type, exc, tb)
+        opened = _open_scopes.get()
+        for index in range(len(opened) - 1, -1, -1):
+            factory, scope = opened[index]
+            if factory is self:
+                _open_scopes.set(opened[:index] + opened[index + 1 :])
+                scope.__exit__(exc_type, exc, tb)
+                return
 
     async def __aenter__(self) -> T:
         return self._open()  # type: ignore[return-value]

@@ -72,6 +72,8 @@ class Rollout:
         return client
 
     def _setup(self, *, passive: bool) -> None:
+        if self.config.debug:
+            _enable_debug_logging()
         self._external_ids: OrderedDict[str, str] = OrderedDict()
         self._pipeline: Pipeline | None = None
         self.lean_start = False
@@ -335,3 +337,15 @@ def null_trace(client: Rollout) -> Trace:
     return Trace(
         INVALID_SPAN, client, "trace", "", external_trace_id=None, context_attrs={}, parent=None
     )
+
+
+def _enable_debug_logging() -> None:
+    """`debug=True`: the `mv37.rollout` logger at DEBUG, with a stderr handler if it has none."""
+    import logging
+
+    logger = logging.getLogger("mv37.rollout")
+    logger.setLevel(logging.DEBUG)
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)

@@ -70,6 +70,41 @@ class ContextStampProcessor(SpanProcessor):
         return True
 
 
+class RolloutSpansOnly(SpanProcessor):
+    """Forwards to `inner` only the spans that belong to Rollout traces.
+
+    Used for our export processors on a provider someone else installed: their other
+    spans are theirs to export. A span belongs to a Rollout trace when it comes from our
+    scope or starts while a Rollout trace is active.
+    """
+
+    def __init__(self, inner: SpanProcessor) -> None:
+        self._inner = inner
+        self._members: set[int] = set()
+
+    def on_start(self, span: SDKSpan, parent_context: Context | None = None) -> None:
+        """Remember Rollout spans; let the inner processor see them start."""
+        scope = span.instrumentation_scope
+        if (scope is not None and scope.name == SCOPE) or trace_in(parent_context) is not None:
+            self._members.add(span.context.span_id)
+            self._inner.on_start(span, parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        """Forward the span when it belongs to a Rollout trace."""
+        ctx = span.context
+        if ctx is not None and ctx.span_id in self._members:
+            self._members.discard(ctx.span_id)
+            self._inner.on_end(span)
+
+    def shutdown(self) -> None:
+        """Shut the inner processor down."""
+        self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Flush the inner processor."""
+        return self._inner.force_flush(timeout_millis)
+
+
 def _resource(config: RolloutConfig) -> Resource:
     attrs: dict[str, str] = {}
     if config.service_name:
@@ -214,6 +249,8 @@ class Pipeline:
         for exporter in exporters:
             processor = self._export_processor(exporter)
             self._export_processors.append(processor)
+            if not owned and not config.export_all_spans:
+                processor = RolloutSpansOnly(processor)
             processors.append(processor)
         processors.extend(config.span_processors)
         for processor in processors:

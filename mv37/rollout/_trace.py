@@ -116,7 +116,8 @@ class Trace(_Scope):
     ) -> S:
         """Start a child span of this trace (under the current span when it is ours)."""
         client = self._client
-        if client.config.disabled:
+        if client.config.disabled or not self._otel.get_span_context().is_valid:
+            # Disabled, or a placeholder trace (no active trace): children record nothing.
             return cls(INVALID_SPAN, client, plan.span_type, self)
         token = None
         try:
