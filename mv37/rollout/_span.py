@@ -88,6 +88,12 @@ class _Scope:
         if self._recording and not self._ended:
             set_clean_attributes(self._otel, attrs)
 
+    def _record_payload(self, direction: str, value: object) -> None:
+        """Serialise `value` once and set it as the span's input or output."""
+        if self._recording:
+            limit = self._client.config.max_payload_chars
+            self._set(payload_attributes(direction, value, limit, self._span_type))
+
     def _attach(self, trace: Trace, span: Span | None) -> None:
         try:
             self._token = otel_context.attach(context_with(self._otel, trace, span))
@@ -197,27 +203,11 @@ class Span(_Scope):
 
     def record_input(self, value: object) -> None:
         """Record the span's input: any JSON-able value, models and dataclasses included."""
-        if self._recording:
-            try:
-                self._set(
-                    payload_attributes(
-                        "input", value, self._client.config.max_payload_chars, self._span_type
-                    )
-                )
-            except Exception as exc:
-                internal_error("record_input", exc)
+        self._record_payload("input", value)
 
     def record_output(self, value: object) -> None:
         """Record the span's output (any value; serialised once, capped, never raises)."""
-        if self._recording:
-            try:
-                self._set(
-                    payload_attributes(
-                        "output", value, self._client.config.max_payload_chars, self._span_type
-                    )
-                )
-            except Exception as exc:
-                internal_error("record_output", exc)
+        self._record_payload("output", value)
 
     def set_usage(
         self,

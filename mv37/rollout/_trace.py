@@ -324,27 +324,11 @@ class Trace(_Scope):
 
     def set_agent_input(self, value: object) -> None:
         """Record the run's input on the trace's span."""
-        if self._recording:
-            try:
-                self._set(
-                    payload_attributes(
-                        "input", value, self._client.config.max_payload_chars, self._span_type
-                    )
-                )
-            except Exception as exc:
-                internal_error("set_agent_input", exc)
+        self._record_payload("input", value)
 
     def set_agent_output(self, value: object) -> None:
         """Record the run's output on the trace's span."""
-        if self._recording:
-            try:
-                self._set(
-                    payload_attributes(
-                        "output", value, self._client.config.max_payload_chars, self._span_type
-                    )
-                )
-            except Exception as exc:
-                internal_error("set_agent_output", exc)
+        self._record_payload("output", value)
 
     # -- lifecycle --------------------------------------------------------------------
 
