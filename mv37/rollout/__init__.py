@@ -8,12 +8,15 @@ Example:
 """
 
 from mv37.rollout._api import ScopeFactory, agent, span, task, tool, trace
+from mv37.rollout._check import CheckResult
 from mv37.rollout._client import Rollout
 from mv37.rollout._config import RolloutConfig, resolve_config
 from mv37.rollout._context import bind_context, current_span, current_trace
 from mv37.rollout._global import (
+    acheck,
     aflush,
     ashutdown,
+    check,
     feedback,
     flush,
     get_client,
@@ -21,16 +24,20 @@ from mv37.rollout._global import (
     init,
     shutdown,
     signal,
+    stats,
 )
 from mv37.rollout._span import Span, ToolCall
+from mv37.rollout._stats import RolloutStats
 from mv37.rollout._trace import Trace
 from mv37.rollout._types import EventAttributes, UsageDict, UserTraits
 from mv37.rollout._version import __version__
 
 __all__ = [
+    "CheckResult",
     "EventAttributes",
     "Rollout",
     "RolloutConfig",
+    "RolloutStats",
     "ScopeFactory",
     "Span",
     "ToolCall",
@@ -38,10 +45,12 @@ __all__ = [
     "UsageDict",
     "UserTraits",
     "__version__",
+    "acheck",
     "aflush",
     "agent",
     "ashutdown",
     "bind_context",
+    "check",
     "current_span",
     "current_trace",
     "feedback",
@@ -53,6 +62,7 @@ __all__ = [
     "shutdown",
     "signal",
     "span",
+    "stats",
     "task",
     "tool",
     "trace",

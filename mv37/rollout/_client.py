@@ -30,8 +30,10 @@ from mv37.rollout._attributes import (
     type_attributes,
     user_attributes,
 )
+from mv37.rollout._check import CheckResult, check_destination
 from mv37.rollout._config import RolloutConfig, resolve_config
 from mv37.rollout._context import current_trace, trace_in
+from mv37.rollout._destination import Destination, resolve_destination
 from mv37.rollout._diagnostics import debug_once, internal_error
 from mv37.rollout._fastattrs import set_clean_attributes
 from mv37.rollout._ids import (
@@ -41,6 +43,7 @@ from mv37.rollout._ids import (
     reset_forced_trace_id,
 )
 from mv37.rollout._pipeline import Pipeline
+from mv37.rollout._stats import Counters, RolloutStats
 from mv37.rollout._trace import Trace
 
 _CONTEXT_FIELDS = ("user_id", "session_id", "conversation_id", "account_id")
@@ -61,6 +64,7 @@ class Rollout:
 
     def __init__(self, **config: Any) -> None:
         self.config: RolloutConfig = resolve_config(**config)
+        self.destination: Destination | None = resolve_destination(self.config)
         self._setup(passive=False)
 
     @classmethod
@@ -68,6 +72,10 @@ class Rollout:
         """A client for use before `init()`: follows the global provider, adds nothing."""
         client = cls.__new__(cls)
         client.config = config
+        try:
+            client.destination = resolve_destination(config)
+        except ValueError:
+            client.destination = None
         client._setup(passive=True)
         return client
 
@@ -80,7 +88,7 @@ class Rollout:
         if self.config.disabled:
             self.tracer: Tracer = otel_trace.NoOpTracer()
             return
-        self._pipeline = Pipeline(self.config, passive=passive)
+        self._pipeline = Pipeline(self.config, passive=passive, destination=self.destination)
         self.tracer = self._pipeline.tracer
         # On our own provider with only our processors, nobody reads a child span's
         # attributes at start (our sampler looks at the trace id only), so children start
@@ -92,9 +100,10 @@ class Rollout:
 
     def __repr__(self) -> str:
         c = self.config
+        where = self.destination.safe_endpoint if self.destination is not None else None
         return (
             f"Rollout(agent_name={c.agent_name!r}, environment={c.environment!r}, "
-            f"base_url={c.base_url!r}, disabled={c.disabled!r})"
+            f"endpoint={where!r}, disabled={c.disabled!r})"
         )
 
     @property
@@ -245,6 +254,9 @@ class Rollout:
                 links=links,
             )
             set_clean_attributes(otel_span, attrs)
+            pipeline = self._pipeline
+            if not otel_span.is_recording() and pipeline is not None and pipeline.records:
+                pipeline.counters.drop("sampled_out")
             return otel_span
         finally:
             if token is not None:
@@ -326,6 +338,29 @@ class Rollout:
     async def ashutdown(self) -> None:
         """`shutdown` without blocking the event loop."""
         await asyncio.to_thread(self.shutdown)
+
+    def stats(self) -> RolloutStats:
+        """Delivery counters: spans started, exported, queued, dropped (by reason), failed.
+
+        Example:
+            >>> rollout.get_client().stats().dropped["queue_full"]  # doctest: +SKIP
+            0
+        """
+        if self._pipeline is None:
+            return Counters().snapshot()
+        return self._pipeline.counters.snapshot()
+
+    def check(self, *, verbose: bool = True) -> CheckResult:
+        """Send a diagnostic trace to the configured destination now; never raises.
+
+        Returns `CheckResult(ok, accepted, rejected, errors, message)`; with `verbose`,
+        prints the message (success with the count, or the reason and the URL).
+        """
+        return check_destination(self.config, self.destination, verbose=verbose)
+
+    async def acheck(self, *, verbose: bool = True) -> CheckResult:
+        """`check` without blocking the event loop."""
+        return await asyncio.to_thread(self.check, verbose=verbose)
 
     @property
     def _owned_provider(self) -> TracerProvider | None:

@@ -138,7 +138,8 @@ def _parse_names(raw: object, source: str) -> tuple[str, ...]:
     raise ValueError(f"{source} must be a comma-separated string or a list of names")
 
 
-def _check_url(url: str, source: str) -> str:
+def check_url(url: str, source: str) -> str:
+    """`url` without a trailing slash; ValueError naming `source` when malformed."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"{source} must be an http(s) URL such as http://localhost:4318")
@@ -178,7 +179,7 @@ def _coerce(name: str, raw: object, source: str) -> object:
         return value_i
     text = str(raw)
     if name == "base_url":
-        return _check_url(text, source)
+        return check_url(text, source)
     return text
 
 

@@ -12,9 +12,11 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from mv37.rollout._check import CheckResult
 from mv37.rollout._client import Rollout
 from mv37.rollout._config import RolloutConfig, resolve_config
 from mv37.rollout._diagnostics import logger
+from mv37.rollout._stats import RolloutStats
 
 _lock = threading.Lock()
 _client: Rollout | None = None
@@ -113,3 +115,18 @@ def shutdown() -> None:
 async def ashutdown() -> None:
     """`shutdown` without blocking the event loop."""
     await get_client().ashutdown()
+
+
+def stats() -> RolloutStats:
+    """The global client's delivery counters (see `Rollout.stats`)."""
+    return get_client().stats()
+
+
+def check(*, verbose: bool = True) -> CheckResult:
+    """Send a diagnostic trace to the configured destination now (see `Rollout.check`)."""
+    return get_client().check(verbose=verbose)
+
+
+async def acheck(*, verbose: bool = True) -> CheckResult:
+    """`check` without blocking the event loop."""
+    return await get_client().acheck(verbose=verbose)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import atexit
 import os
+import sys
 import threading
+import time
 import weakref
 from collections.abc import Sequence
 
@@ -20,11 +22,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace import Span as SDKSpan
-from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
-    SimpleSpanProcessor,
-    SpanExporter,
-)
+from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import Tracer
 
@@ -32,28 +30,40 @@ from mv37.rollout import semconv as sc
 from mv37.rollout._config import RolloutConfig
 from mv37.rollout._console import ConsoleTreeProcessor
 from mv37.rollout._context import trace_in
+from mv37.rollout._destination import Destination, build_otlp_exporter
 from mv37.rollout._diagnostics import debug_once, internal_error, logger
+from mv37.rollout._export import BatchExporter, SyncExporter
 from mv37.rollout._ids import RolloutIdGenerator
+from mv37.rollout._stats import Counters
 from mv37.rollout._version import __version__
 
 SCOPE = "mv37.rollout"
 
 
 class ContextStampProcessor(SpanProcessor):
-    """Copies trace-level context (user, session, agent, ...) onto foreign spans.
+    """Counts the spans we will export and copies trace context onto foreign ones.
 
-    Our own spans get these attributes when they start; this covers spans of other
-    instrumentations started inside a Rollout trace, so filtering by user or session in
-    a backend finds them too.
+    Our own spans get the trace-level attributes (user, session, agent, ...) when they
+    start; this covers spans of other instrumentations started inside a Rollout trace,
+    so filtering by user or session in a backend finds them too. On a provider we own
+    every span is exported, so every span counts as started; on someone else's, only
+    spans of Rollout traces do.
     """
 
+    def __init__(self, counters: Counters, *, count_all: bool) -> None:
+        self._counters = counters
+        self._count_all = count_all
+
     def on_start(self, span: SDKSpan, parent_context: Context | None = None) -> None:
-        """Stamp the active trace's context attributes on a foreign span."""
+        """Count the span; stamp the active trace's context attributes on a foreign one."""
         try:
             scope = span.instrumentation_scope
             if scope is not None and scope.name == SCOPE:
+                self._counters.add_started()
                 return
             trace = trace_in(parent_context)
+            if trace is not None or self._count_all:
+                self._counters.add_started()
             if trace is not None and trace.context_attributes:
                 span.set_attributes(trace.context_attributes)
         except Exception as exc:
@@ -105,6 +115,62 @@ class RolloutSpansOnly(SpanProcessor):
         return self._inner.force_flush(timeout_millis)
 
 
+class ProcessorHub(SpanProcessor):
+    """The one processor we add to a provider we do not own, whatever the `init()` count.
+
+    OTel providers cannot remove a processor, so each client swaps its processors in
+    here and takes them out at shutdown; re-running `init()` does not pile them up.
+    """
+
+    def __init__(self) -> None:
+        self._processors: tuple[SpanProcessor, ...] = ()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def on(cls, provider: TracerProvider) -> ProcessorHub:
+        """The hub attached to `provider`, attached now if it has none."""
+        with _HUB_LOCK:
+            hub = _HUBS.get(provider)
+            if hub is None:
+                hub = _HUBS[provider] = cls()
+                provider.add_span_processor(hub)
+            return hub
+
+    def replace(self, old: Sequence[SpanProcessor], new: Sequence[SpanProcessor]) -> None:
+        """Take `old` out (if present) and put `new` in."""
+        with self._lock:
+            kept = [p for p in self._processors if not any(p is o for o in old)]
+            self._processors = (*kept, *new)
+
+    def on_start(self, span: SDKSpan, parent_context: Context | None = None) -> None:
+        """Forward to the current processors."""
+        for processor in self._processors:
+            processor.on_start(span, parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        """Forward to the current processors."""
+        for processor in self._processors:
+            processor.on_end(span)
+
+    def shutdown(self) -> None:
+        """The provider is shutting down: shut the current processors down."""
+        with self._lock:
+            processors, self._processors = self._processors, ()
+        for processor in processors:
+            processor.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Flush the current processors."""
+        ok = True
+        for processor in self._processors:
+            ok = processor.force_flush(timeout_millis) and ok
+        return ok
+
+
+_HUB_LOCK = threading.Lock()
+_HUBS: weakref.WeakKeyDictionary[TracerProvider, ProcessorHub] = weakref.WeakKeyDictionary()
+
+
 def _resource(config: RolloutConfig) -> Resource:
     attrs: dict[str, str] = {}
     if config.service_name:
@@ -124,20 +190,6 @@ def _resource(config: RolloutConfig) -> Resource:
     if config.agent_version:
         attrs[sc.ROLLOUT_AGENT_VERSION] = config.agent_version
     return Resource.create(attrs)
-
-
-def _otlp_exporter(config: RolloutConfig) -> SpanExporter:
-    from opentelemetry.exporter.otlp.proto.http import Compression
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-    headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else None
-    if config.base_url:
-        return OTLPSpanExporter(
-            endpoint=f"{config.base_url}/v1/traces",
-            headers=headers,
-            compression=Compression.Gzip,
-        )
-    return OTLPSpanExporter(headers=headers)
 
 
 class _Flusher:
@@ -185,13 +237,22 @@ class _Flusher:
 
 
 class Pipeline:
-    """The provider, tracer and processors one client uses."""
+    """The provider, tracer, processors and counters one client uses."""
 
-    def __init__(self, config: RolloutConfig, *, passive: bool = False) -> None:
+    def __init__(
+        self,
+        config: RolloutConfig,
+        *,
+        passive: bool = False,
+        destination: Destination | None = None,
+    ) -> None:
         self.config = config
+        self.destination = destination
+        self.counters = Counters()
         self.owned_provider: TracerProvider | None = None
         self.processors: list[SpanProcessor] = []
         self._export_processors: list[SpanProcessor] = []
+        self._hub: ProcessorHub | None = None
         self._shut = False
         if passive:
             # Before init(): follow whatever global provider exists (a no-op without one).
@@ -203,8 +264,17 @@ class Pipeline:
         self.tracer = self.provider.get_tracer(SCOPE, __version__)
         self._add_processors()
         self._flusher = _Flusher(self._export_processors)
+        if hasattr(os, "register_at_fork"):
+            ref = weakref.ref(self)
+            os.register_at_fork(after_in_child=lambda: _after_fork_in_child(ref))
         if self.owned_provider is None and self.processors:
+            # Our own provider shuts down at exit by itself (OTel registers that).
             atexit.register(_flush_at_exit, weakref.ref(self))
+
+    @property
+    def records(self) -> bool:
+        """Spans can record here (an SDK provider): a non-recording root was sampled out."""
+        return isinstance(self.provider, TracerProvider)
 
     # -- provider policy ----------------------------------------------------------------
 
@@ -239,12 +309,14 @@ class Pipeline:
         if not isinstance(provider, TracerProvider):
             return
         owned = self.owned_provider is not None
-        processors: list[SpanProcessor] = [ContextStampProcessor()]
+        processors: list[SpanProcessor] = [
+            ContextStampProcessor(self.counters, count_all=owned or config.export_all_spans)
+        ]
         if config.console is True or (owned and config.console_enabled):
             processors.append(ConsoleTreeProcessor())
         exporters: list[SpanExporter] = []
-        if config.has_destination:
-            exporters.append(_otlp_exporter(config))
+        if self.destination is not None:
+            exporters.append(build_otlp_exporter(self.destination)[0])
         exporters.extend(config.span_exporters)
         for exporter in exporters:
             processor = self._export_processor(exporter)
@@ -253,19 +325,27 @@ class Pipeline:
                 processor = RolloutSpansOnly(processor)
             processors.append(processor)
         processors.extend(config.span_processors)
-        for processor in processors:
-            provider.add_span_processor(processor)
+        if owned:
+            for processor in processors:
+                provider.add_span_processor(processor)
+        else:
+            self._hub = ProcessorHub.on(provider)
+            self._hub.replace((), processors)
         self.processors = processors
 
     def _export_processor(self, exporter: SpanExporter) -> SpanProcessor:
         config = self.config
         if config.sync_mode:
-            return SimpleSpanProcessor(exporter)
-        return BatchSpanProcessor(
+            return SyncExporter(exporter, self.counters)
+        return BatchExporter(
             exporter,
-            max_queue_size=config.max_queue_events,
-            schedule_delay_millis=config.flush_interval * 1000,
-            max_export_batch_size=min(config.max_batch_events, config.max_queue_events),
+            self.counters,
+            max_queue_events=config.max_queue_events,
+            max_queue_bytes=config.max_queue_bytes,
+            max_batch_events=config.max_batch_events,
+            max_batch_bytes=config.max_batch_bytes,
+            flush_interval=config.flush_interval,
+            shutdown_timeout=config.shutdown_timeout,
         )
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -276,10 +356,15 @@ class Pipeline:
             self._flusher.kick()
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Export everything queued; True when every processor finished."""
-        millis = int((timeout if timeout is not None else self.config.shutdown_timeout) * 1000)
+        """Export everything queued, within `timeout` (default `shutdown_timeout`) overall.
+
+        True when every processor finished in time.
+        """
+        budget = timeout if timeout is not None else self.config.shutdown_timeout
+        deadline = time.monotonic() + budget
         ok = True
         for processor in self.processors:
+            millis = max(0, int((deadline - time.monotonic()) * 1000))
             try:
                 ok = processor.force_flush(millis) and ok
             except Exception as exc:
@@ -288,7 +373,7 @@ class Pipeline:
         return ok
 
     def shutdown(self) -> None:
-        """Flush and stop what this client added or owns; idempotent."""
+        """Flush (within `shutdown_timeout`) and stop what this client added; idempotent."""
         if self._shut:
             return
         self._shut = True
@@ -299,11 +384,41 @@ class Pipeline:
             except Exception as exc:
                 internal_error("shutdown", exc)
             return
+        if self._hub is not None:
+            self._hub.replace(self.processors, ())
         for processor in self.processors:
             try:
                 processor.shutdown()
             except Exception as exc:
                 internal_error("shutdown", exc)
+
+
+def _after_fork_in_child(ref: weakref.ref[Pipeline]) -> None:
+    """A forked child counts its own spans (its export queues reset themselves)."""
+    pipeline = ref()
+    if pipeline is not None:
+        pipeline.counters.reset()
+        pipeline._flusher = _Flusher(pipeline._export_processors)
+        _flush_in_multiprocessing_child(ref)
+
+
+def _flush_in_multiprocessing_child(ref: weakref.ref[Pipeline]) -> None:
+    """`multiprocessing` children leave through `os._exit`, skipping `atexit`: flush there.
+
+    Its own finalizers run at the child's exit; the registry is cleared just after the
+    fork, so the finalizer is registered from an after-fork hook that runs later.
+    """
+    util = sys.modules.get("multiprocessing.util")
+    if util is None:
+        return
+    pipeline = ref()
+    if pipeline is None:
+        return
+
+    def register(_: object) -> None:
+        util.Finalize(None, _flush_at_exit, args=(ref,), exitpriority=10)
+
+    util.register_after_fork(pipeline, register)
 
 
 def _flush_at_exit(ref: weakref.ref[Pipeline]) -> None:

@@ -1,0 +1,42 @@
+"""`python -m mv37.rollout check`: is the configured destination receiving traces?
+
+Reads the same `ROLLOUT_*` / `OTEL_EXPORTER_OTLP_*` variables as `init()`; options
+override them. Prints one line; exits 0 when every diagnostic span was accepted, else 1.
+
+Example:
+    $ ROLLOUT_BASE_URL=http://localhost:4318 python -m mv37.rollout check
+    mv37.rollout check: OK, 2 spans accepted by http://localhost:4318/v1/traces (trace …)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from mv37.rollout._check import check_destination
+from mv37.rollout._config import resolve_config
+from mv37.rollout._destination import resolve_destination
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    parser = argparse.ArgumentParser(prog="python -m mv37.rollout")
+    commands = parser.add_subparsers(dest="command", required=True)
+    check = commands.add_parser("check", help="send a diagnostic trace to the destination")
+    check.add_argument("--base-url", help="OTLP/HTTP base URL (default: ROLLOUT_BASE_URL)")
+    check.add_argument("--quiet", action="store_true", help="print nothing; use the exit code")
+    args = parser.parse_args(argv)
+    try:
+        config = resolve_config(base_url=args.base_url)
+        destination = resolve_destination(config)
+    except ValueError as exc:
+        if not args.quiet:
+            print(f"mv37.rollout check: FAILED, invalid configuration: {exc}")
+        return 1
+    result = check_destination(config, destination, verbose=not args.quiet)
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

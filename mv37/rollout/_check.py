@@ -1,0 +1,207 @@
+"""`check()`: send one diagnostic trace through the real exporter and say what happened.
+
+Example:
+    >>> import mv37.rollout as rollout
+    >>> rollout.init(base_url="http://localhost:4318")  # doctest: +SKIP
+    >>> rollout.check()  # doctest: +SKIP
+    mv37.rollout check: OK, 2 spans accepted by http://localhost:4318/v1/traces (trace 5b8e…)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Status, StatusCode
+
+from mv37.rollout._attributes import TRACE, type_attributes
+from mv37.rollout._destination import Destination, build_otlp_exporter
+
+if TYPE_CHECKING:
+    from mv37.rollout._config import RolloutConfig
+
+_PREFIX = "mv37.rollout check:"
+_EXPORTER_LOGGERS = (
+    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+    "opentelemetry.exporter.otlp.common.http",
+)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What `check()` found. Truthy when the destination accepted every span.
+
+    Attributes:
+        ok: The destination accepted every diagnostic span.
+        accepted: Spans accepted.
+        rejected: Spans the destination rejected (OTLP partial success) or never got.
+        errors: Reasons, one per problem.
+        message: The one line `check(verbose=True)` prints.
+        endpoint: Where it was sent (credentials removed), or None.
+        trace_id: The diagnostic trace's id (32 hex), to look it up in your backend.
+    """
+
+    ok: bool
+    accepted: int
+    rejected: int
+    errors: tuple[str, ...]
+    message: str
+    endpoint: str | None = None
+    trace_id: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+class _ThisThreadOnly(logging.Filter):
+    """Hides the exporter's own log lines for the duration of a check, in its thread."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._thread = threading.get_ident()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.thread != self._thread
+
+
+def _diagnostic_spans(config: RolloutConfig) -> tuple[list[ReadableSpan], str]:
+    from mv37.rollout._pipeline import SCOPE, _resource
+    from mv37.rollout._version import __version__
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=_resource(config), shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer(SCOPE, __version__)
+    with tracer.start_as_current_span(
+        "trace rollout.check", attributes=type_attributes(TRACE, "rollout.check")
+    ) as root:
+        with tracer.start_as_current_span(
+            "span rollout.check.delivery", attributes=type_attributes("span", "delivery")
+        ) as child:
+            child.set_status(Status(StatusCode.OK))
+        trace_id = format(root.get_span_context().trace_id, "032x")
+    provider.shutdown()
+    return list(memory.get_finished_spans()), trace_id
+
+
+def _rejections(response: Any) -> tuple[int, str]:
+    """Rejected spans and message from an OTLP partial-success body (0 when none)."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceResponse,
+    )
+
+    body = getattr(response, "content", b"") or b""
+    if not body or "json" in response.headers.get("content-type", ""):
+        return 0, ""
+    parsed = ExportTraceServiceResponse()
+    try:
+        parsed.ParseFromString(body)
+    except Exception:
+        return 0, ""
+    partial = parsed.partial_success
+    return int(partial.rejected_spans), partial.error_message
+
+
+def _failure_reason(session: Any) -> str:
+    response = session.last_response
+    if response is not None:
+        text = (response.text or "").strip().replace("\n", " ")[:200]
+        detail = f": {text}" if text else ""
+        return f"HTTP {response.status_code} {response.reason or ''}".rstrip() + detail
+    error = session.last_error
+    if error is not None:
+        name = type(error).__name__
+        if "Connection" in name:
+            return f"cannot connect ({name})"
+        if "Timeout" in name:
+            return f"no answer within the timeout ({name})"
+        return f"{name}: {error}"
+    return "the exporter reported a failure"
+
+
+def _without(secret: str | None, text: str) -> str:
+    return text.replace(secret, "***") if secret else text
+
+
+def check_destination(
+    config: RolloutConfig, destination: Destination | None, *, verbose: bool = True
+) -> CheckResult:
+    """Export a two-span diagnostic trace to `destination` synchronously; never raises."""
+    if config.disabled:
+        result = CheckResult(
+            False, 0, 0, ("disabled",), f"{_PREFIX} FAILED, the client is disabled; nothing sent"
+        )
+    elif destination is None:
+        result = CheckResult(
+            False,
+            0,
+            0,
+            ("no destination",),
+            f"{_PREFIX} FAILED, no destination configured (set ROLLOUT_BASE_URL or "
+            "OTEL_EXPORTER_OTLP_ENDPOINT); traces only print to the console",
+        )
+    else:
+        try:
+            result = _send(config, destination)
+        except Exception as exc:  # never raises: report it instead
+            reason = _without(config.api_key, f"{type(exc).__name__}: {exc}")
+            result = CheckResult(
+                False,
+                0,
+                0,
+                (reason,),
+                f"{_PREFIX} FAILED, {reason} ({destination.safe_endpoint})",
+                destination.safe_endpoint,
+            )
+    if verbose:
+        print(result.message, flush=True)
+    return result
+
+
+def _send(config: RolloutConfig, destination: Destination) -> CheckResult:
+    spans, trace_id = _diagnostic_spans(config)
+    where = destination.safe_endpoint
+    exporter, session = build_otlp_exporter(destination)
+    quiet = _ThisThreadOnly()
+    loggers = [logging.getLogger(name) for name in _EXPORTER_LOGGERS]
+    for log in loggers:
+        log.addFilter(quiet)
+    try:
+        outcome = exporter.export(spans)
+    finally:
+        for log in loggers:
+            log.removeFilter(quiet)
+        exporter.shutdown()
+    total = len(spans)
+    if outcome is SpanExportResult.SUCCESS:
+        rejected, why = _rejections(session.last_response)
+        accepted = total - rejected
+        if rejected:
+            reason = _without(config.api_key, f"{rejected} of {total} spans rejected: {why}")
+            return CheckResult(
+                False,
+                accepted,
+                rejected,
+                (reason,),
+                f"{_PREFIX} FAILED, {reason} ({where})",
+                where,
+                trace_id,
+            )
+        return CheckResult(
+            True,
+            accepted,
+            0,
+            (),
+            f"{_PREFIX} OK, {accepted} spans accepted by {where} (trace {trace_id})",
+            where,
+            trace_id,
+        )
+    reason = _without(config.api_key, _failure_reason(session))
+    return CheckResult(
+        False, 0, total, (reason,), f"{_PREFIX} FAILED, {reason} ({where})", where, trace_id
+    )

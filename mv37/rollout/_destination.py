@@ -1,0 +1,172 @@
+"""Where exported traces go: the OTLP/HTTP endpoint, headers, timeout and compression.
+
+Ours first, then the standard OpenTelemetry variables (used when ours are unset):
+
+- endpoint: `base_url` + `/v1/traces`; else `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` as is;
+  else `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces`; else none (console only).
+- auth: `api_key` as `Authorization: Bearer <key>`; the exporter adds
+  `OTEL_EXPORTER_OTLP(_TRACES)_HEADERS` (our Authorization wins).
+- timeout: `OTEL_EXPORTER_OTLP(_TRACES)_TIMEOUT` in milliseconds, as the spec says
+  (default 10 s).
+- compression: `OTEL_EXPORTER_OTLP(_TRACES)_COMPRESSION`, default gzip.
+
+Example:
+    >>> from mv37.rollout._config import resolve_config
+    >>> resolve_destination(resolve_config(base_url="http://localhost:4318"), {}).endpoint
+    'http://localhost:4318/v1/traces'
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from mv37.rollout._config import RolloutConfig, check_url
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
+
+TRACES_PATH = "/v1/traces"
+DEFAULT_TIMEOUT_S = 10.0
+_COMPRESSIONS = ("gzip", "deflate", "none")
+
+
+@dataclass(frozen=True)
+class Destination:
+    """A resolved OTLP/HTTP traces destination. Header values never appear in its repr."""
+
+    endpoint: str
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    timeout: float = DEFAULT_TIMEOUT_S
+    compression: str = "gzip"
+    source: str = "base_url"
+
+    @property
+    def safe_endpoint(self) -> str:
+        """The endpoint with any user:password part removed, for messages."""
+        return redact_url(self.endpoint)
+
+
+def redact_url(url: str) -> str:
+    """`url` without credentials or query string (which may carry a token)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def _first(env: Mapping[str, str], *names: str) -> tuple[str, str] | None:
+    for name in names:
+        value = env.get(name)
+        if value is not None and value.strip():
+            return name, value.strip()
+    return None
+
+
+def resolve_destination(
+    config: RolloutConfig, env: Mapping[str, str] | None = None
+) -> Destination | None:
+    """The destination `config` and the environment name, or None (console only).
+
+    Raises:
+        ValueError: For a malformed endpoint, timeout or compression, naming the variable.
+    """
+    environ = os.environ if env is None else env
+    if config.base_url:
+        endpoint, source = f"{config.base_url.rstrip('/')}{TRACES_PATH}", "argument base_url"
+    elif found := _first(environ, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        source = f"environment variable {found[0]}"
+        endpoint = check_url(found[1], source)
+    elif found := _first(environ, "OTEL_EXPORTER_OTLP_ENDPOINT"):
+        source = f"environment variable {found[0]}"
+        endpoint = check_url(found[1], source) + TRACES_PATH
+    else:
+        return None
+    timeout = DEFAULT_TIMEOUT_S
+    if found := _first(environ, "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"):
+        try:
+            millis = float(found[1])
+        except ValueError:
+            millis = -1.0
+        if not millis > 0:
+            raise ValueError(
+                f"environment variable {found[0]} must be a positive number of milliseconds, "
+                f"got {found[1]!r}"
+            )
+        timeout = millis / 1000.0
+    compression = "gzip"
+    if found := _first(
+        environ, "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "OTEL_EXPORTER_OTLP_COMPRESSION"
+    ):
+        compression = found[1].lower()
+        if compression not in _COMPRESSIONS:
+            raise ValueError(
+                f"environment variable {found[0]} must be one of gzip, deflate, none, "
+                f"got {found[1]!r}"
+            )
+    headers = {"authorization": f"Bearer {config.api_key}"} if config.api_key else {}
+    return Destination(endpoint, headers, timeout, compression, source)
+
+
+@functools.cache
+def _session_class() -> type[Any]:
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    class ForkSafeSession(requests.Session):
+        """A `requests` session that starts fresh connection pools in a forked child.
+
+        The parent's pooled sockets and pool locks (maybe held by its export thread at
+        the fork) are not the child's to use.
+        """
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.pid = os.getpid()
+            self.last_response: requests.Response | None = None
+            self.last_error: BaseException | None = None
+
+        def request(self, method: str, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
+            if self.pid != os.getpid():
+                self.pid = os.getpid()
+                for prefix in list(self.adapters):
+                    self.mount(prefix, HTTPAdapter())
+            try:
+                response = super().request(method, url, *args, **kwargs)
+            except BaseException as exc:
+                self.last_error, self.last_response = exc, None
+                raise
+            self.last_error, self.last_response = None, response
+            return response
+
+    return ForkSafeSession
+
+
+def build_otlp_exporter(destination: Destination) -> tuple[SpanExporter, Any]:
+    """The OTel SDK's OTLP/HTTP exporter for `destination`, and the session it posts with.
+
+    The session remembers the last response or error (for `check()`), and re-creates its
+    connection pools in a forked child.
+    """
+    from opentelemetry.exporter.otlp.proto.http import Compression
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    compression = {
+        "gzip": Compression.Gzip,
+        "deflate": Compression.Deflate,
+        "none": Compression.NoCompression,
+    }[destination.compression]
+    session = _session_class()()
+    exporter = OTLPSpanExporter(
+        endpoint=destination.endpoint,
+        headers=dict(destination.headers) or None,
+        timeout=destination.timeout,
+        compression=compression,
+        session=session,
+    )
+    return exporter, session

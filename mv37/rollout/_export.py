@@ -1,0 +1,308 @@
+"""Export processors: a bounded, counted, fork-safe batch queue and the synchronous twin.
+
+`BatchExporter` replaces the SDK's `BatchSpanProcessor` for our destinations because we
+need what it does not give: a queue bounded by bytes as well as spans, batches bounded by
+bytes, counters for every span exported, failed or dropped (`_stats.Counters`), and a
+forked child that starts with an empty queue and its own worker (the parent's spans
+are never sent twice). The caller's thread only estimates the span's size and appends
+it; encoding and HTTP happen on one daemon worker thread.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from opentelemetry.sdk.trace import Span as SDKSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from mv37.rollout._diagnostics import debug_once, internal_error, logger
+from mv37.rollout._stats import Counters
+
+_SPAN_OVERHEAD = 160
+"""Bytes an encoded span costs beyond its strings: ids, times, kind, status, framing."""
+_VALUE_OVERHEAD = 24
+_str = str
+
+
+def estimate_size(span: ReadableSpan) -> int:
+    """A cheap upper-ish estimate of a span's encoded size in bytes (no encoding)."""
+    try:
+        values: Any = span._attributes._dict.values()  # type: ignore[union-attr]
+    except AttributeError:
+        values = (span.attributes or {}).values()
+    size = _SPAN_OVERHEAD + len(span.name)
+    for value in values:
+        size += len(value) + _VALUE_OVERHEAD if value.__class__ is _str else _VALUE_OVERHEAD * 2
+    for event in span.events:
+        size += _SPAN_OVERHEAD // 2 + len(event.name)
+        for value in (event.attributes or {}).values():
+            size += len(value) + _VALUE_OVERHEAD if value.__class__ is _str else _VALUE_OVERHEAD * 2
+    return size
+
+
+def _export(exporter: SpanExporter, spans: Sequence[ReadableSpan], counters: Counters) -> bool:
+    try:
+        result = exporter.export(spans)
+    except Exception as exc:
+        internal_error("export", exc)
+        result = SpanExportResult.FAILURE
+    if result is SpanExportResult.SUCCESS:
+        counters.add_exported(len(spans))
+        return True
+    counters.add_failed(len(spans))
+    debug_once(
+        "export-failed",
+        "mv37.rollout: an export of %d spans failed (counted in stats().export_failures)",
+        len(spans),
+    )
+    return False
+
+
+class SyncExporter(SpanProcessor):
+    """`sync_mode`: export each span in the calling thread as it ends, counted."""
+
+    def __init__(self, exporter: SpanExporter, counters: Counters) -> None:
+        self._exporter = exporter
+        self._counters = counters
+        self._shut = False
+
+    def on_start(self, span: SDKSpan, parent_context: Context | None = None) -> None:
+        """Nothing at start."""
+
+    def on_end(self, span: ReadableSpan) -> None:
+        """Export `span` now."""
+        if self._shut:
+            self._counters.drop("shutdown")
+            return
+        if span.context is not None and span.context.trace_flags.sampled:
+            _export(self._exporter, (span,), self._counters)
+
+    def queued(self) -> int:
+        return 0
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Stop exporting and release the exporter."""
+        if not self._shut:
+            self._shut = True
+            self._exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Nothing is queued."""
+        return True
+
+
+class BatchExporter(SpanProcessor):
+    """Queues ended spans and exports them in batches from one worker thread.
+
+    Bounded by `max_queue_events` and `max_queue_bytes` (estimated): a span that does not
+    fit is dropped and counted, never blocks the caller. A batch holds at most
+    `max_batch_events` spans and `max_batch_bytes`; one span larger than that is dropped
+    (`oversize`). A batch leaves when it is full, every `flush_interval` seconds, on
+    `force_flush`, and at shutdown.
+    """
+
+    def __init__(
+        self,
+        exporter: SpanExporter,
+        counters: Counters,
+        *,
+        max_queue_events: int = 1000,
+        max_queue_bytes: int = 4 * 1024 * 1024,
+        max_batch_events: int = 100,
+        max_batch_bytes: int = 512 * 1024,
+        flush_interval: float = 2.0,
+        shutdown_timeout: float = 5.0,
+    ) -> None:
+        self._exporter = exporter
+        self._counters = counters
+        self._max_events = max_queue_events
+        self._max_bytes = max_queue_bytes
+        self._batch_events = min(max_batch_events, max_queue_events)
+        self._batch_bytes = min(max_batch_bytes, max_queue_bytes)
+        self._interval = flush_interval
+        self._shutdown_timeout = shutdown_timeout
+        self._reset()
+        counters.watch_queue(self)
+        if hasattr(os, "register_at_fork"):
+            ref = weakref.WeakMethod(self._after_fork_in_child)
+
+            def _child() -> None:
+                method = ref()
+                if method is not None:
+                    method()
+
+            os.register_at_fork(after_in_child=_child)
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
+        self._work = threading.Condition(self._lock)
+        self._done = threading.Condition(self._lock)
+        self._queue: deque[tuple[ReadableSpan, int]] = deque()
+        self._bytes = 0
+        self._enqueued = 0  # sequence number of the last queued span
+        self._finished = 0  # sequence number of the last span exported or given up on
+        self._flushes = 0  # callers waiting in force_flush
+        self._stopping = False
+        self._shut = False
+        self._worker: threading.Thread | None = None
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's queue is the parent's to send: start empty, with fresh locks (the
+        # worker may have held the old one at fork) and no worker until a span arrives.
+        self._reset()
+
+    # -- the caller's side --------------------------------------------------------------
+
+    def on_start(self, span: SDKSpan, parent_context: Context | None = None) -> None:
+        """Nothing at start."""
+
+    def on_end(self, span: ReadableSpan) -> None:
+        """Queue `span` for export, or count why it cannot be."""
+        context = span.context
+        if context is None or not context.trace_flags.sampled:
+            return
+        size = estimate_size(span)
+        if size > self._batch_bytes:
+            self._counters.drop("oversize")
+            return
+        start = False
+        with self._lock:
+            if self._shut:
+                reason = "shutdown"
+            elif len(self._queue) >= self._max_events or self._bytes + size > self._max_bytes:
+                reason = "queue_full"
+            else:
+                reason = ""
+                self._queue.append((span, size))
+                self._bytes += size
+                self._enqueued += 1
+                if self._worker is None:
+                    start = True
+                    self._worker = threading.Thread(
+                        target=self._run, name="mv37-rollout-export", daemon=True
+                    )
+                elif len(self._queue) >= self._batch_events or self._bytes >= self._batch_bytes:
+                    self._work.notify()
+        if reason:
+            self._counters.drop(reason)
+        elif start:
+            self._start_worker()
+
+    def _start_worker(self) -> None:
+        worker = self._worker
+        if worker is not None:
+            try:
+                worker.start()
+            except RuntimeError as exc:  # interpreter shutting down
+                internal_error("start export worker", exc)
+
+    def queued(self) -> int:
+        """Spans waiting in the queue now."""
+        return len(self._queue)
+
+    # -- the worker ---------------------------------------------------------------------
+
+    def _take_batch(self) -> tuple[list[ReadableSpan], int]:
+        batch: list[ReadableSpan] = []
+        size = 0
+        queue = self._queue
+        while queue and len(batch) < self._batch_events:
+            span, span_size = queue[0]
+            if batch and size + span_size > self._batch_bytes:
+                break
+            queue.popleft()
+            batch.append(span)
+            size += span_size
+        self._bytes -= size
+        return batch, self._enqueued - len(queue)
+
+    def _batch_ready(self) -> bool:
+        return len(self._queue) >= self._batch_events or self._bytes >= self._batch_bytes
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self._interval
+        while True:
+            with self._lock:
+                while not (self._stopping or self._flushes or self._batch_ready()):
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._work.wait(remaining)
+                if not self._queue:
+                    deadline = time.monotonic() + self._interval
+                    if self._stopping:
+                        self._done.notify_all()
+                        return
+                    self._done.notify_all()
+                    if not self._flushes:
+                        continue
+                    # A flush with nothing queued: wait for the next span or request.
+                    self._work.wait(self._interval)
+                    continue
+                batch, last = self._take_batch()
+            _export(self._exporter, batch, self._counters)
+            with self._lock:
+                self._finished = max(self._finished, last)
+                self._done.notify_all()
+            if not self._batch_ready():
+                deadline = time.monotonic() + self._interval
+
+    # -- flush and shutdown -------------------------------------------------------------
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Export everything queued before this call; False if `timeout_millis` ran out."""
+        deadline = time.monotonic() + timeout_millis / 1000.0
+        with self._lock:
+            target = self._enqueued
+            if self._finished >= target or self._worker is None:
+                return self._finished >= target
+            self._flushes += 1
+            self._work.notify()
+            try:
+                while self._finished < target:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    self._done.wait(remaining)
+                return True
+            finally:
+                self._flushes -= 1
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Send what is queued (up to `timeout` seconds), then stop; idempotent.
+
+        Spans still queued when the time runs out (a collector that stalls) are counted
+        as dropped (`shutdown`); the exporter is shut down so it abandons its retries.
+        """
+        with self._lock:
+            if self._shut:
+                return
+            self._shut = True
+        budget = self._shutdown_timeout if timeout is None else timeout
+        started = time.monotonic()
+        flushed = self.force_flush(int(budget * 1000))
+        with self._lock:
+            self._stopping = True
+            self._work.notify_all()
+            unsent = len(self._queue) if not flushed else 0
+            self._queue.clear()
+            self._bytes = 0
+        if unsent:
+            self._counters.drop("shutdown", unsent)
+        try:
+            self._exporter.shutdown()
+        except Exception as exc:
+            internal_error("exporter shutdown", exc)
+        worker = self._worker
+        if worker is not None and worker.is_alive():
+            worker.join(max(0.0, budget - (time.monotonic() - started)) + 0.05)
+        if not flushed:
+            logger.debug("mv37.rollout: shutdown timed out; %d queued spans dropped", unsent)

@@ -1,0 +1,125 @@
+"""Delivery counters: nothing the SDK drops goes unsaid.
+
+Each client keeps one `Counters`; `Rollout.stats()` returns a `RolloutStats` snapshot.
+The first drop of each reason is logged at debug level on the `mv37.rollout` logger.
+
+Example:
+    >>> counters = Counters()
+    >>> counters.drop("queue_full", 3)
+    >>> counters.snapshot().dropped["queue_full"]
+    3
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from mv37.rollout._diagnostics import debug_once, internal_error_counts
+
+DROP_REASONS = ("queue_full", "oversize", "sampled_out", "scrubbed", "shutdown")
+"""Why spans are dropped: the export queue was full; the span alone was bigger than
+`max_batch_bytes`; its trace was sampled out (counted per trace); a scrubber removed it
+or failed on it; it ended after `shutdown()` or was still queued when the shutdown
+timeout ran out."""
+
+_DROP_MESSAGES = {
+    "queue_full": "export queue full (max_queue_events / max_queue_bytes); dropping spans",
+    "oversize": "a span is larger than max_batch_bytes; dropping it",
+    "sampled_out": "a trace was sampled out (sample_rate); it is not recorded",
+    "scrubbed": "a span was dropped by the scrubber / before_send pipeline",
+    "shutdown": "spans ended after shutdown or unsent at the shutdown timeout; dropping them",
+}
+
+
+@dataclass(frozen=True)
+class RolloutStats:
+    """A snapshot of a client's delivery counters.
+
+    Attributes:
+        spans_started: Recording spans started in Rollout traces.
+        spans_exported: Spans an exporter accepted (summed over exporters).
+        spans_queued: Spans waiting in export queues right now.
+        dropped: Spans dropped, by reason (see `DROP_REASONS`); `sampled_out` counts traces.
+        export_failures: Export attempts (batches) that failed after the exporter's retries.
+        spans_failed: Spans in those failed batches.
+        internal_errors: SDK-internal failures caught and counted.
+    """
+
+    spans_started: int = 0
+    spans_exported: int = 0
+    spans_queued: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+    export_failures: int = 0
+    spans_failed: int = 0
+    internal_errors: int = 0
+
+    @property
+    def spans_dropped(self) -> int:
+        """All dropped spans (sampled-out traces excluded: their spans never started)."""
+        return sum(n for reason, n in self.dropped.items() if reason != "sampled_out")
+
+
+class Counters:
+    """Thread-safe counters behind `RolloutStats`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.started = 0
+        self.exported = 0
+        self.export_failures = 0
+        self.spans_failed = 0
+        self._dropped: Counter[str] = Counter()
+        self._queued_sources: list[_QueueLength] = []
+
+    def reset(self) -> None:
+        """Start from zero (a forked child counts its own spans)."""
+        self._lock = threading.Lock()
+        self.started = self.exported = self.export_failures = self.spans_failed = 0
+        self._dropped = Counter()
+
+    def add_started(self, count: int = 1) -> None:
+        with self._lock:
+            self.started += count
+
+    def add_exported(self, count: int) -> None:
+        with self._lock:
+            self.exported += count
+
+    def add_failed(self, count: int) -> None:
+        with self._lock:
+            self.export_failures += 1
+            self.spans_failed += count
+
+    def drop(self, reason: str, count: int = 1) -> None:
+        """Count `count` dropped spans for `reason`; debug-log the first of each reason."""
+        with self._lock:
+            self._dropped[reason] += count
+        debug_once(f"drop-{reason}", "mv37.rollout: %s", _DROP_MESSAGES.get(reason, reason))
+
+    def watch_queue(self, source: _QueueLength) -> None:
+        """Include `source.queued()` in `spans_queued`."""
+        self._queued_sources.append(source)
+
+    def snapshot(self) -> RolloutStats:
+        with self._lock:
+            dropped = {reason: self._dropped.get(reason, 0) for reason in DROP_REASONS}
+            started, exported = self.started, self.exported
+            failures, failed = self.export_failures, self.spans_failed
+        return RolloutStats(
+            spans_started=started,
+            spans_exported=exported,
+            spans_queued=sum(source.queued() for source in self._queued_sources),
+            dropped=dropped,
+            export_failures=failures,
+            spans_failed=failed,
+            internal_errors=sum(internal_error_counts().values()),
+        )
+
+
+class _QueueLength(Protocol):
+    """Anything with a `queued()` count (the batch exporter)."""
+
+    def queued(self) -> int: ...
