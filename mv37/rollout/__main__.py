@@ -25,6 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("check", help="send a diagnostic trace to the destination")
     check.add_argument("--base-url", help="OTLP/HTTP base URL (default: ROLLOUT_BASE_URL)")
+    check.add_argument("--timeout", type=float, help="seconds to wait, retries included (5)")
     check.add_argument("--quiet", action="store_true", help="print nothing; use the exit code")
     args = parser.parse_args(argv)
     try:
@@ -34,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.quiet:
             print(f"mv37.rollout check: FAILED, invalid configuration: {exc}")
         return 1
-    result = check_destination(config, destination, verbose=not args.quiet)
+    result = check_destination(config, destination, verbose=not args.quiet, timeout=args.timeout)
     return 0 if result.ok else 1
 
 

@@ -9,6 +9,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from dataclasses import dataclass
@@ -128,10 +129,22 @@ def _without(secret: str | None, text: str) -> str:
     return text.replace(secret, "***") if secret else text
 
 
+CHECK_TIMEOUT_S = 5.0
+"""How long `check()` waits for the destination by default (retries included)."""
+
+
 def check_destination(
-    config: RolloutConfig, destination: Destination | None, *, verbose: bool = True
+    config: RolloutConfig,
+    destination: Destination | None,
+    *,
+    verbose: bool = True,
+    timeout: float | None = None,
 ) -> CheckResult:
-    """Export a two-span diagnostic trace to `destination` synchronously; never raises."""
+    """Export a two-span diagnostic trace to `destination` synchronously; never raises.
+
+    `timeout` bounds the whole attempt, the exporter's retries included (default
+    `CHECK_TIMEOUT_S`, or the destination's own timeout when shorter).
+    """
     if config.disabled:
         result = CheckResult(
             False, 0, 0, ("disabled",), f"{_PREFIX} FAILED, the client is disabled; nothing sent"
@@ -146,8 +159,9 @@ def check_destination(
             "OTEL_EXPORTER_OTLP_ENDPOINT); traces only print to the console",
         )
     else:
+        limit = min(destination.timeout, CHECK_TIMEOUT_S) if timeout is None else timeout
         try:
-            result = _send(config, destination)
+            result = _send(config, dataclasses.replace(destination, timeout=limit))
         except Exception as exc:  # never raises: report it instead
             reason = _without(config.api_key, f"{type(exc).__name__}: {exc}")
             result = CheckResult(

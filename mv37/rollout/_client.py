@@ -350,17 +350,18 @@ class Rollout:
             return Counters().snapshot()
         return self._pipeline.counters.snapshot()
 
-    def check(self, *, verbose: bool = True) -> CheckResult:
+    def check(self, *, verbose: bool = True, timeout: float | None = None) -> CheckResult:
         """Send a diagnostic trace to the configured destination now; never raises.
 
         Returns `CheckResult(ok, accepted, rejected, errors, message)`; with `verbose`,
-        prints the message (success with the count, or the reason and the URL).
+        prints the message (success with the count, or the reason and the URL). Waits
+        at most `timeout` seconds (default 5, retries included).
         """
-        return check_destination(self.config, self.destination, verbose=verbose)
+        return check_destination(self.config, self.destination, verbose=verbose, timeout=timeout)
 
-    async def acheck(self, *, verbose: bool = True) -> CheckResult:
+    async def acheck(self, *, verbose: bool = True, timeout: float | None = None) -> CheckResult:
         """`check` without blocking the event loop."""
-        return await asyncio.to_thread(self.check, verbose=verbose)
+        return await asyncio.to_thread(self.check, verbose=verbose, timeout=timeout)
 
     @property
     def _owned_provider(self) -> TracerProvider | None:

@@ -122,11 +122,11 @@ def stats() -> RolloutStats:
     return get_client().stats()
 
 
-def check(*, verbose: bool = True) -> CheckResult:
+def check(*, verbose: bool = True, timeout: float | None = None) -> CheckResult:
     """Send a diagnostic trace to the configured destination now (see `Rollout.check`)."""
-    return get_client().check(verbose=verbose)
+    return get_client().check(verbose=verbose, timeout=timeout)
 
 
-async def acheck(*, verbose: bool = True) -> CheckResult:
+async def acheck(*, verbose: bool = True, timeout: float | None = None) -> CheckResult:
     """`check` without blocking the event loop."""
-    return await get_client().acheck(verbose=verbose)
+    return await get_client().acheck(verbose=verbose, timeout=timeout)
