@@ -21,6 +21,17 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from mv37.rollout import semconv as sc
 from mv37.rollout._client import Rollout
 from mv37.rollout._global import init, reset
+from mv37.rollout._receiver import OTLPReceiver, ReceivedRequest, ReceivedSpan
+
+__all__ = [
+    "CapturedSpans",
+    "OTLPReceiver",
+    "ReceivedRequest",
+    "ReceivedSpan",
+    "capture_spans",
+    "reset_global_tracer_provider",
+    "span_as_dict",
+]
 
 
 def span_as_dict(span: ReadableSpan) -> dict[str, Any]:
