@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -67,7 +68,7 @@ class Counters:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.started = 0
+        self._started = itertools.count()
         self.exported = 0
         self.export_failures = 0
         self.spans_failed = 0
@@ -77,12 +78,18 @@ class Counters:
     def reset(self) -> None:
         """Start from zero (a forked child counts its own spans)."""
         self._lock = threading.Lock()
-        self.started = self.exported = self.export_failures = self.spans_failed = 0
+        self._started = itertools.count()
+        self.exported = self.export_failures = self.spans_failed = 0
         self._dropped = Counter()
 
-    def add_started(self, count: int = 1) -> None:
-        with self._lock:
-            self.started += count
+    def add_started(self) -> None:
+        """Count one started span (lock-free: `next` on a count is atomic in CPython)."""
+        next(self._started)
+
+    @property
+    def started(self) -> int:
+        """Spans counted by `add_started` so far."""
+        return int(repr(self._started)[len("count(") : -1])
 
     def add_exported(self, count: int) -> None:
         with self._lock:
@@ -106,10 +113,10 @@ class Counters:
     def snapshot(self) -> RolloutStats:
         with self._lock:
             dropped = {reason: self._dropped.get(reason, 0) for reason in DROP_REASONS}
-            started, exported = self.started, self.exported
+            exported = self.exported
             failures, failed = self.export_failures, self.spans_failed
         return RolloutStats(
-            spans_started=started,
+            spans_started=self.started,
             spans_exported=exported,
             spans_queued=sum(source.queued() for source in self._queued_sources),
             dropped=dropped,
