@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ EventDict = dict[str, Any]
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
 _DEFAULT_PAYLOAD_CHARS = 32_768
+_OTEL_CAPTURE_CONTENT = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 
 
 def _env(name: str) -> dict[str, str]:
@@ -61,6 +63,13 @@ class RolloutConfig:
     before_send: Callable[[EventDict], EventDict | None] | None = None
     scrubber: Callable[[EventDict], EventDict] | None = None
     send_default_pii: bool = False
+    default_scrubbing: bool = field(default=True, metadata=_env("ROLLOUT_DEFAULT_SCRUBBING"))
+    scrub_keys: tuple[str, ...] = ()
+    scrub_patterns: tuple[str, ...] = ()
+    scrub_allow_keys: tuple[str, ...] = ()
+    capture_inputs: bool = field(default=True, metadata=_env("ROLLOUT_CAPTURE_INPUTS"))
+    capture_outputs: bool = field(default=True, metadata=_env("ROLLOUT_CAPTURE_OUTPUTS"))
+    capture_content: bool | None = field(default=None, metadata=_env("ROLLOUT_CAPTURE_CONTENT"))
     capture_stream_chunks: bool = False
     stream_preview_chars: int = 4096
     auto_instrument: tuple[str, ...] = ()
@@ -82,6 +91,11 @@ class RolloutConfig:
         if self.console is not None:
             return self.console
         return not self.has_destination
+
+    @property
+    def content_enabled(self) -> bool:
+        """Message content is captured: `capture_content`, else the OTel GenAI switch, else on."""
+        return self.capture_content is not False
 
     @property
     def has_destination(self) -> bool:
@@ -155,15 +169,27 @@ def _coerce(name: str, raw: object, source: str) -> object:
     default = _FIELDS[name].default
     if name in ("span_processors", "span_exporters"):
         return tuple(raw) if isinstance(raw, Iterable) else (raw,)
-    if name == "auto_instrument":
+    if name in ("auto_instrument", "scrub_keys", "scrub_allow_keys"):
         return _parse_names(raw, source)
+    if name == "scrub_patterns":
+        patterns = (
+            (raw,) if isinstance(raw, str) else tuple(raw) if isinstance(raw, Iterable) else ()
+        )
+        for pattern in patterns:
+            try:
+                re.compile(str(pattern))
+            except re.error as exc:
+                raise ValueError(
+                    f"{source}: invalid regular expression {pattern!r}: {exc}"
+                ) from None
+        return tuple(str(pattern) for pattern in patterns)
     if name in ("before_send", "scrubber"):
         if not callable(raw):
             raise ValueError(f"{source} must be callable")
         return raw
     if name == "tracer_provider":
         return raw
-    if isinstance(default, bool) or name == "console":
+    if isinstance(default, bool) or name in ("console", "capture_content"):
         return _parse_bool(raw, source)
     if isinstance(default, float):
         value = _parse_float(raw, source)
@@ -210,6 +236,12 @@ def resolve_config(env: Mapping[str, str] | None = None, /, **arguments: object)
         env_raw = _nonempty(environ.get(env_name)) if env_name else None
         if env_raw is not None and env_name is not None:
             values[name] = _coerce(name, env_raw.strip(), f"environment variable {env_name}")
+    if "capture_content" not in values:
+        otel_content = _nonempty(environ.get(_OTEL_CAPTURE_CONTENT))
+        if otel_content is not None:
+            values["capture_content"] = _parse_bool(
+                otel_content.strip(), f"environment variable {_OTEL_CAPTURE_CONTENT}"
+            )
     config = RolloutConfig(**values)  # type: ignore[arg-type]
     if "max_payload_chars" not in values:
         otel_limit = _nonempty(environ.get("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"))

@@ -5,7 +5,8 @@ need what it does not give: a queue bounded by bytes as well as spans, batches b
 bytes, counters for every span exported, failed or dropped (`_stats.Counters`), and a
 forked child that starts with an empty queue and its own worker (the parent's spans
 are never sent twice). The caller's thread only estimates the span's size and appends
-it; encoding and HTTP happen on one daemon worker thread.
+it; the privacy pipeline (`_privacy.py`), encoding and HTTP happen on one daemon worker
+thread.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from opentelemetry.sdk.trace import Span as SDKSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from mv37.rollout._diagnostics import debug_once, internal_error, logger
+from mv37.rollout._privacy import PrivacyStage
 from mv37.rollout._stats import Counters
 
 _SPAN_OVERHEAD = 160
@@ -58,7 +60,16 @@ def estimate_size(span: ReadableSpan) -> int:
     return size
 
 
-def _export(exporter: SpanExporter, spans: Sequence[ReadableSpan], counters: Counters) -> bool:
+def _export(
+    exporter: SpanExporter,
+    spans: Sequence[ReadableSpan],
+    counters: Counters,
+    privacy: PrivacyStage | None,
+) -> bool:
+    if privacy is not None:
+        spans = privacy.process(spans)
+        if not spans:
+            return True
     try:
         result = exporter.export(spans)
     except Exception as exc:
@@ -79,9 +90,12 @@ def _export(exporter: SpanExporter, spans: Sequence[ReadableSpan], counters: Cou
 class SyncExporter(SpanProcessor):
     """`sync_mode`: export each span in the calling thread as it ends, counted."""
 
-    def __init__(self, exporter: SpanExporter, counters: Counters) -> None:
+    def __init__(
+        self, exporter: SpanExporter, counters: Counters, privacy: PrivacyStage | None = None
+    ) -> None:
         self._exporter = exporter
         self._counters = counters
+        self._privacy = privacy if privacy is not None and privacy.active else None
         self._shut = False
 
     def on_start(self, span: SDKSpan, parent_context: Context | None = None) -> None:
@@ -93,7 +107,7 @@ class SyncExporter(SpanProcessor):
             self._counters.drop("shutdown")
             return
         if span.context is not None and span.context.trace_flags.sampled:
-            _export(self._exporter, (span,), self._counters)
+            _export(self._exporter, (span,), self._counters, self._privacy)
 
     def queued(self) -> int:
         return 0
@@ -130,9 +144,11 @@ class BatchExporter(SpanProcessor):
         max_batch_bytes: int = 512 * 1024,
         flush_interval: float = 2.0,
         shutdown_timeout: float = 5.0,
+        privacy: PrivacyStage | None = None,
     ) -> None:
         self._exporter = exporter
         self._counters = counters
+        self._privacy = privacy if privacy is not None and privacy.active else None
         self._max_events = max_queue_events
         self._max_bytes = max_queue_bytes
         self._batch_events = min(max_batch_events, max_queue_events)
@@ -258,7 +274,7 @@ class BatchExporter(SpanProcessor):
                     self._work.wait(self._interval)
                     continue
                 batch, last = self._take_batch()
-            _export(self._exporter, batch, self._counters)
+            _export(self._exporter, batch, self._counters, self._privacy)
             with self._lock:
                 self._finished = max(self._finished, last)
                 self._done.notify_all()

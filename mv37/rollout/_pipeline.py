@@ -34,6 +34,8 @@ from mv37.rollout._destination import Destination, build_otlp_exporter
 from mv37.rollout._diagnostics import debug_once, internal_error, logger
 from mv37.rollout._export import BatchExporter, SyncExporter
 from mv37.rollout._ids import RolloutIdGenerator
+from mv37.rollout._privacy import PrivacyStage
+from mv37.rollout._scrub import redactor_for
 from mv37.rollout._stats import Counters
 from mv37.rollout._version import __version__
 
@@ -249,6 +251,13 @@ class Pipeline:
         self.config = config
         self.destination = destination
         self.counters = Counters()
+        self.privacy = PrivacyStage(
+            redactor_for(config),
+            self.counters,
+            scrubber=config.scrubber,
+            before_send=config.before_send,
+            limit=config.max_payload_chars,
+        )
         self.owned_provider: TracerProvider | None = None
         self.processors: list[SpanProcessor] = []
         self._export_processors: list[SpanProcessor] = []
@@ -336,10 +345,11 @@ class Pipeline:
     def _export_processor(self, exporter: SpanExporter) -> SpanProcessor:
         config = self.config
         if config.sync_mode:
-            return SyncExporter(exporter, self.counters)
+            return SyncExporter(exporter, self.counters, self.privacy)
         return BatchExporter(
             exporter,
             self.counters,
+            privacy=self.privacy,
             max_queue_events=config.max_queue_events,
             max_queue_bytes=config.max_queue_bytes,
             max_batch_events=config.max_batch_events,

@@ -56,6 +56,9 @@ ROLLOUT_INPUT: Final = "rollout.input"
 ROLLOUT_INPUT_MIME_TYPE: Final = "rollout.input.mime_type"
 """MIME type of rollout.input: application/json or text/plain."""
 
+ROLLOUT_SCRUB_COUNT: Final = "rollout.scrub.count"
+"""How many values default scrubbing redacted on this span."""
+
 ROLLOUT_INPUT_TRUNCATED: Final = "rollout.input.truncated"
 """True when rollout.input was cut to the payload size limit."""
 
@@ -423,6 +426,7 @@ ATTRIBUTE_KEYS: Final = frozenset(
         "rollout.output.mime_type",
         "rollout.output.original_length",
         "rollout.output.truncated",
+        "rollout.scrub.count",
         "rollout.session.id",
         "rollout.signal.name",
         "rollout.signal.value",

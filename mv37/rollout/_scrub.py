@@ -1,0 +1,352 @@
+"""Default scrubbing: secrets and credentials never leave the process.
+
+Runs on every span we export (ours and foreign ones), in the export thread, before the
+user's `scrubber` and `before_send`:
+
+- an attribute whose key looks like a secret (`password`, `api_key`, `token`,
+  `authorization`, `cookie`, ...) gets the value `[REDACTED]`; our own registered keys
+  (`gen_ai.usage.input_tokens`, ...) are known and never match;
+- JSON text (our payloads) has the values under secret-looking keys replaced, at any
+  depth;
+- values that look like credentials (`sk-...`, `Bearer ...`, AWS access keys, JWTs,
+  GitHub/Slack/Google tokens, PEM private keys) are masked wherever they appear in a
+  string (card numbers are masked by key: `card_number`, `credit_card`, `cvv`, ...);
+- with `send_default_pii=False`, user and account traits lose email, phone, name,
+  address and IP values.
+
+Each redaction counts; a span with any carries `rollout.scrub.count`.
+
+Cheap by design: credential patterns start with a literal, which the regex engine
+finds with a fast substring search; secret JSON keys are looked for with a few literal
+triggers in the lower-cased text, and the JSON walk runs only on a hit.
+
+Example:
+    >>> Redactor().text('{"user": "ann", "password": "hunter2"}')
+    ('{"user": "ann", "password": "[REDACTED]"}', 1)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+from mv37.rollout import semconv as sc
+
+REDACTED: Final = "[REDACTED]"
+
+SECRET_WORDS: Final = frozenset(
+    {
+        "password",
+        "passwd",
+        "pwd",
+        "passphrase",
+        "secret",
+        "token",
+        "auth",
+        "authorization",
+        "credential",
+        "credentials",
+        "cookie",
+        "cookies",
+        "ssn",
+        "apikey",
+        "privatekey",
+        "cvv",
+        "cvc",
+    }
+)
+"""A key containing one of these words (split on `_ - . ` and camelCase) is secret."""
+
+SECRET_PHRASES: Final = (
+    "api_key",
+    "private_key",
+    "secret_key",
+    "access_key",
+    "session_token",
+    "card_number",
+    "credit_card",
+    "cc_number",
+    "set_cookie",
+)
+"""A key whose words contain one of these `word_word` phrases is secret."""
+
+PII_WORDS: Final = frozenset(
+    {
+        "email",
+        "mail",
+        "phone",
+        "mobile",
+        "name",
+        "firstname",
+        "lastname",
+        "fullname",
+        "address",
+        "street",
+        "ip",
+        "ipaddress",
+        "birthday",
+        "dob",
+    }
+)
+"""Trait keys masked when `send_default_pii=False`."""
+
+_CREDENTIALS: Final = (
+    # (trigger looked up in the lower-cased text, or None: the pattern starts with a
+    # literal, which the regex engine finds as fast as `in`)
+    (None, r"sk-[A-Za-z0-9][A-Za-z0-9_\-]{15,}"),
+    ("bearer", r"(?i)(?<=bearer )[A-Za-z0-9._~+/=\-]{8,}"),
+    (None, r"AKIA[0-9A-Z]{16}"),
+    (None, r"ASIA[0-9A-Z]{16}"),
+    (None, r"eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),
+    (None, r"gh[pousr]_[A-Za-z0-9]{30,}"),
+    (None, r"github_pat_[A-Za-z0-9_]{40,}"),
+    (None, r"xox[abprs]-[A-Za-z0-9\-]{10,}"),
+    (None, r"AIza[0-9A-Za-z_\-]{35}"),
+    (None, r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)"),
+)
+_KEY_TRIGGERS: Final = (
+    "pass",
+    "pwd",
+    "secret",
+    "token",
+    "auth",
+    "cred",
+    "cookie",
+    "ssn",
+    "api",
+    "private",
+    "access",
+    "card",
+    "cvv",
+    "cvc",
+)
+_WORDS: Final = re.compile(r"[a-z0-9]+")
+_CAMEL: Final = re.compile(r"([a-z0-9])([A-Z])")
+_JSON_SCALAR: Final = r'("(?:[^"\\]|\\.)*"|-?[0-9][0-9.eE+\-]*|true|false|null)'
+_EMAIL: Final = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
+_TRAIT_KEYS: Final = frozenset({sc.ROLLOUT_USER_TRAITS, sc.ROLLOUT_ACCOUNT_TRAITS})
+_MAX_CACHE: Final = 4096
+
+
+def key_words(key: str) -> list[str]:
+    """The lower-case words of a key: `X-Api-Key` -> ['x', 'api', 'key']."""
+    return _WORDS.findall(_CAMEL.sub(r"\1_\2", key).lower())
+
+
+class Redactor:
+    """Finds and masks secrets in keys, strings and JSON text.
+
+    Args:
+        enabled: Default rules on (the built-in words and credential patterns).
+        extra_keys: More secret key words (matched like `SECRET_WORDS`).
+        extra_patterns: More regular expressions; any match in a string is masked.
+        allow_keys: Keys (exact, case-insensitive) never redacted by key.
+        send_default_pii: Keep user/account trait values (email, phone, name, IP, ...).
+    """
+
+    def __init__(
+        self,
+        *,
+        enabled: bool = True,
+        extra_keys: Iterable[str] = (),
+        extra_patterns: Iterable[str] = (),
+        allow_keys: Iterable[str] = (),
+        send_default_pii: bool = False,
+    ) -> None:
+        self.enabled = enabled
+        self.send_default_pii = send_default_pii
+        self._words = (SECRET_WORDS if enabled else frozenset()) | {
+            w for key in extra_keys for w in key_words(key)
+        }
+        self._phrases = SECRET_PHRASES if enabled else ()
+        self._extra_phrases = tuple(
+            "_".join(key_words(key)) for key in extra_keys if len(key_words(key)) > 1
+        )
+        self._allow = frozenset(key.lower() for key in allow_keys)
+        self._credentials = (
+            tuple((trigger, re.compile(pattern)) for trigger, pattern in _CREDENTIALS)
+            if enabled
+            else ()
+        )
+        self._extra = tuple(re.compile(pattern) for pattern in extra_patterns)
+        self._key_triggers = (_KEY_TRIGGERS if enabled else ()) + tuple(
+            w for w in self._words - SECRET_WORDS
+        )
+        self._cache: dict[str, bool] = {}
+
+    @property
+    def active(self) -> bool:
+        """Whether anything can be redacted at all."""
+        return bool(self._words or self._credentials or self._extra or not self.send_default_pii)
+
+    # -- keys --------------------------------------------------------------------------
+
+    def secret_key(self, key: str) -> bool:
+        """True when `key` looks like it holds a secret (cached)."""
+        known = self._cache.get(key)
+        if known is not None:
+            return known
+        result = self._is_secret(key)
+        if len(self._cache) >= _MAX_CACHE:
+            self._cache.clear()
+        self._cache[key] = result
+        return result
+
+    def _is_secret(self, key: str) -> bool:
+        if key.lower() in self._allow:
+            return False
+        if sc.is_registered_attribute(key):
+            if not key.startswith(sc.TEMPLATE_PREFIXES):
+                return False
+            key = key[len(sc.ROLLOUT_ATTRIBUTES) + 1 :]  # a user's own key under ours
+        words = key_words(key)
+        if any(word in self._words for word in words):
+            return True
+        joined = "_" + "_".join(words) + "_"
+        return any(f"_{phrase}_" in joined for phrase in (*self._phrases, *self._extra_phrases))
+
+    # -- strings -----------------------------------------------------------------------
+
+    def text(self, text: str) -> tuple[str, int]:
+        """`text` with credentials and secret JSON values masked, and how many."""
+        count = 0
+        lower = text.lower()
+        for trigger, pattern in self._credentials:
+            if trigger is None or trigger in lower:
+                text, n = pattern.subn(REDACTED, text)
+                count += n
+        for pattern in self._extra:
+            text, n = pattern.subn(REDACTED, text)
+            count += n
+        if (
+            self._key_triggers
+            and ('":' in text or '" :' in text)
+            and any(trigger in lower for trigger in self._key_triggers)
+        ):
+            text, n = self._json_keys(text)
+            count += n
+        return text, count
+
+    def _json_keys(self, text: str) -> tuple[str, int]:
+        stripped = text.lstrip()
+        if stripped[:1] in ("{", "["):
+            try:
+                tree = json.loads(text)
+            except ValueError:
+                tree = None
+            if tree is not None:
+                tree, count = self._walk(tree)
+                if count:
+                    return json.dumps(tree, ensure_ascii=False), count
+                return text, 0
+        return self._json_keys_by_pattern(text)
+
+    def _walk(self, node: Any) -> tuple[Any, int]:
+        if isinstance(node, dict):
+            count = 0
+            out: dict[str, Any] = {}
+            for key, value in node.items():
+                if self.secret_key(str(key)) and value not in (None, "", REDACTED):
+                    out[key] = REDACTED
+                    count += 1
+                else:
+                    out[key], n = self._walk(value)
+                    count += n
+            return out, count
+        if isinstance(node, list):
+            count = 0
+            items = []
+            for item in node:
+                walked, n = self._walk(item)
+                items.append(walked)
+                count += n
+            return items, count
+        return node, 0
+
+    def _json_keys_by_pattern(self, text: str) -> tuple[str, int]:
+        """Truncated or embedded JSON: mask scalar values after secret keys."""
+        count = 0
+
+        def sub(match: re.Match[str]) -> str:
+            nonlocal count
+            if not self.secret_key(match.group(1)):
+                return match.group(0)
+            count += 1
+            return f'{match.group(0)[: match.start(2) - match.start(0)]}"{REDACTED}"'
+
+        result = re.sub(r'"([^"\\]{1,100})"\s*:\s*' + _JSON_SCALAR, sub, text)
+        return result, count
+
+    # -- traits (PII) --------------------------------------------------------------------
+
+    def traits_text(self, text: str) -> tuple[str, int]:
+        """JSON traits with PII values (email, phone, name, IP, ...) masked."""
+        try:
+            tree = json.loads(text)
+        except ValueError:
+            return _EMAIL.subn(REDACTED, text)
+        if not isinstance(tree, dict):
+            return text, 0
+        count = 0
+        for key, value in list(tree.items()):
+            words = key_words(str(key))
+            if value not in (None, "") and (
+                any(w in PII_WORDS for w in words) or "".join(words) in PII_WORDS
+            ):
+                tree[key] = REDACTED
+                count += 1
+            elif isinstance(value, str) and _EMAIL.search(value):
+                tree[key] = _EMAIL.sub(REDACTED, value)
+                count += 1
+        return (json.dumps(tree, ensure_ascii=False), count) if count else (text, 0)
+
+    # -- attribute maps ------------------------------------------------------------------
+
+    def attributes(self, attributes: Mapping[str, Any]) -> tuple[dict[str, Any] | None, int]:
+        """A scrubbed copy of `attributes` and the count, or (None, 0) when untouched."""
+        count = 0
+        out: dict[str, Any] | None = None
+        seen: dict[int, tuple[str, int]] = {}  # our mirrors share one string object
+        for key, value in attributes.items():
+            new = value
+            if self.secret_key(key):
+                if value not in ("", REDACTED):
+                    new, n = REDACTED, 1
+                else:
+                    n = 0
+            elif isinstance(value, str):
+                if key in _TRAIT_KEYS and not self.send_default_pii:
+                    new, n = self.traits_text(value)
+                    more = self.text(new)
+                    new, n = more[0], n + more[1]
+                else:
+                    hit = seen.get(id(value))
+                    if hit is None:
+                        hit = seen[id(value)] = self.text(value)
+                    new, n = hit
+            elif isinstance(value, (tuple, list)) and value and isinstance(value[0], str):
+                pairs = [self.text(item) if isinstance(item, str) else (item, 0) for item in value]
+                n = sum(p[1] for p in pairs)
+                if n:
+                    new = tuple(p[0] for p in pairs)
+            else:
+                n = 0
+            if n:
+                if out is None:
+                    out = dict(attributes)
+                out[key] = new
+                count += n
+        return out, count
+
+
+def redactor_for(config: Any) -> Redactor:
+    """The redactor a client's configuration asks for."""
+    return Redactor(
+        enabled=config.default_scrubbing,
+        extra_keys=config.scrub_keys,
+        extra_patterns=config.scrub_patterns,
+        allow_keys=config.scrub_allow_keys,
+        send_default_pii=config.send_default_pii,
+    )
