@@ -8,7 +8,7 @@ dicts so a span gets all its start attributes in one `start_span(attributes=...)
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
@@ -16,6 +16,9 @@ from opentelemetry.util.types import AttributeValue
 from mv37.rollout import semconv as sc
 from mv37.rollout._diagnostics import internal_error
 from mv37.rollout._payload import attribute_value, serialize, to_json_text
+
+if TYPE_CHECKING:
+    from mv37.rollout._config import RolloutConfig
 
 Attributes = dict[str, AttributeValue]
 
@@ -152,6 +155,13 @@ def user_attributes(attributes: Mapping[str, Any] | None, limit: int) -> Attribu
         return {}
     prefix = sc.ROLLOUT_ATTRIBUTES + "."
     return {prefix + str(key): attribute_value(value, limit) for key, value in attributes.items()}
+
+
+def capture_allowed(config: RolloutConfig, direction: str, span_type: str) -> bool:
+    """Whether the global capture switches let `direction` be recorded on `span_type`."""
+    if not (config.capture_inputs if direction == "input" else config.capture_outputs):
+        return False
+    return span_type != LLM or config.content_enabled
 
 
 def payload_attributes(direction: str, value: object, limit: int, span_type: str) -> Attributes:

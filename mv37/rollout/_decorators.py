@@ -24,6 +24,7 @@ from mv37.rollout._attributes import (
     TOOL,
     TRACE_TYPES,
     Attributes,
+    capture_allowed,
     llm_attributes,
     payload_attributes,
     plan_span,
@@ -135,8 +136,13 @@ class _Engine:
                 )
                 return None
             extra = None
-            if options.capture_input and parent.is_recording:
-                limit = client.config.max_payload_chars
+            config = client.config
+            if (
+                options.capture_input
+                and parent.is_recording
+                and capture_allowed(config, "input", options.span_type)
+            ):
+                limit = config.max_payload_chars
                 bound = self.params.bind(instance, args, kwargs)
                 extra = payload_attributes("input", bound, limit, options.span_type)
             return parent.start_child(self.child_cls, self.plan, extra)

@@ -20,6 +20,7 @@ from opentelemetry.trace import Status, StatusCode
 from mv37.rollout import _events
 from mv37.rollout import semconv as sc
 from mv37.rollout._attributes import (
+    capture_allowed,
     clean_usage,
     error_attributes,
     payload_attributes,
@@ -89,8 +90,13 @@ class _Scope:
             set_clean_attributes(self._otel, attrs)
 
     def _record_payload(self, direction: str, value: object) -> None:
-        """Serialise `value` once and set it as the span's input or output."""
-        if self._recording:
+        """Serialise `value` once and set it as the span's input or output.
+
+        Skipped when the client captures no inputs/outputs (`capture_inputs`,
+        `capture_outputs`), and for LLM spans when message content is off
+        (`capture_content`, `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`).
+        """
+        if self._recording and capture_allowed(self._client.config, direction, self._span_type):
             limit = self._client.config.max_payload_chars
             self._set(payload_attributes(direction, value, limit, self._span_type))
 
