@@ -213,19 +213,21 @@ class Redactor:
         """`text` with credentials and secret JSON values masked, and how many."""
         count = 0
         lower = text.lower()
+        # Secret keys first: a value they mask whole is not counted again below.
+        if (
+            self._key_triggers
+            and ('":' in text or '" :' in text)
+            and any(trigger in lower for trigger in self._key_triggers)
+        ):
+            text, count = self._json_keys(text)
+            if count:
+                lower = text.lower()
         for trigger, pattern in self._credentials:
             if trigger is None or trigger in lower:
                 text, n = pattern.subn(REDACTED, text)
                 count += n
         for pattern in self._extra:
             text, n = pattern.subn(REDACTED, text)
-            count += n
-        if (
-            self._key_triggers
-            and ('":' in text or '" :' in text)
-            and any(trigger in lower for trigger in self._key_triggers)
-        ):
-            text, n = self._json_keys(text)
             count += n
         return text, count
 
@@ -324,8 +326,9 @@ class Redactor:
                 else:
                     hit = seen.get(id(value))
                     if hit is None:
-                        hit = seen[id(value)] = self.text(value)
-                    new, n = hit
+                        new, n = seen[id(value)] = self.text(value)
+                    else:  # a mirror of a value already counted
+                        new, n = hit[0], 0
             elif isinstance(value, (tuple, list)) and value and isinstance(value[0], str):
                 pairs = [self.text(item) if isinstance(item, str) else (item, 0) for item in value]
                 n = sum(p[1] for p in pairs)
@@ -333,7 +336,7 @@ class Redactor:
                     new = tuple(p[0] for p in pairs)
             else:
                 n = 0
-            if n:
+            if new is not value:
                 if out is None:
                     out = dict(attributes)
                 out[key] = new
