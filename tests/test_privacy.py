@@ -480,3 +480,18 @@ def test_llm_content_follows_the_content_switch(
         attrs = _attrs(captured.exporter, "chat m")
     assert (sc.ROLLOUT_INPUT in attrs) is content
     assert (sc.ROLLOUT_OUTPUT in attrs) is content
+
+
+def test_the_console_tree_is_scrubbed_too(capsys: pytest.CaptureFixture[str]) -> None:
+    rollout.init(console=True)
+
+    @rollout.tool("login")
+    def login(user: str, password: str) -> str:
+        return f"ok {SECRETS['openai']}"
+
+    with rollout.trace("run"):
+        login("ann", "hunter2-secret")
+    err = capsys.readouterr().err
+    assert "login" in err
+    assert "hunter2-secret" not in err
+    assert SECRETS["openai"] not in err

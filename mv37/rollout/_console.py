@@ -23,7 +23,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
 from opentelemetry.context import Context
@@ -367,6 +367,8 @@ class ConsoleTreeProcessor(SpanProcessor):
             reported as "… N more spans not shown".
         max_open_traces: Rollout traces tracked at the same time; traces started
             beyond this are not printed.
+        scrub: Applied to the tree text before it is printed (the client passes its
+            default scrubbing, so secrets do not land in logs either).
     """
 
     def __init__(
@@ -376,8 +378,10 @@ class ConsoleTreeProcessor(SpanProcessor):
         color: bool | None = None,
         max_spans_per_trace: int = DEFAULT_MAX_SPANS_PER_TRACE,
         max_open_traces: int = DEFAULT_MAX_OPEN_TRACES,
+        scrub: Callable[[str], str] | None = None,
     ) -> None:
         self._stream = stream
+        self._scrub = scrub
         self._color = color
         self._max_spans = max(0, max_spans_per_trace)
         self._max_open = max(0, max_open_traces)
@@ -449,6 +453,8 @@ class ConsoleTreeProcessor(SpanProcessor):
             color = _stream_is_tty(stream) and "NO_COLOR" not in os.environ
         text = format_tree(root, buffer.spans, dropped=buffer.dropped, color=color)
         try:
+            if self._scrub is not None:
+                text = self._scrub(text)
             stream.write(text + "\n")
             stream.flush()
         except Exception:

@@ -322,7 +322,9 @@ class Pipeline:
             ContextStampProcessor(self.counters, count_all=owned or config.export_all_spans)
         ]
         if config.console is True or (owned and config.console_enabled):
-            processors.append(ConsoleTreeProcessor())
+            redactor = redactor_for(config)
+            scrub = (lambda text: redactor.text(text)[0]) if redactor.active else None
+            processors.append(ConsoleTreeProcessor(scrub=scrub))
         exporters: list[SpanExporter] = []
         if self.destination is not None:
             exporters.append(build_otlp_exporter(self.destination)[0])
