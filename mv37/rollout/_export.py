@@ -175,7 +175,10 @@ class BatchExporter(SpanProcessor):
         self._bytes = 0
         self._enqueued = 0  # sequence number of the last queued span
         self._finished = 0  # sequence number of the last span exported or given up on
+        self._last_failed = 0  # sequence number of the last span in a failed export
+        self._reported = 0  # failures up to here were already reported by a flush
         self._flushes = 0  # callers waiting in force_flush
+        self._kicked = False  # export what is queued now, nobody waits
         self._stopping = False
         self._shut = False
         self._worker: threading.Thread | None = None
@@ -230,6 +233,14 @@ class BatchExporter(SpanProcessor):
             except RuntimeError as exc:  # interpreter shutting down
                 internal_error("start export worker", exc)
 
+    def kick(self) -> None:
+        """Start exporting what is queued now, without waiting (the end of an `@agent`)."""
+        if self._worker is None or not self._queue:
+            return
+        with self._lock:
+            self._kicked = True
+            self._work.notify()
+
     def queued(self) -> int:
         """Spans waiting in the queue now."""
         return len(self._queue)
@@ -257,12 +268,13 @@ class BatchExporter(SpanProcessor):
         deadline = time.monotonic() + self._interval
         while True:
             with self._lock:
-                while not (self._stopping or self._flushes or self._batch_ready()):
+                while not (self._stopping or self._flushes or self._kicked or self._batch_ready()):
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break
                     self._work.wait(remaining)
                 if not self._queue:
+                    self._kicked = False
                     deadline = time.monotonic() + self._interval
                     if self._stopping:
                         self._done.notify_all()
@@ -274,9 +286,11 @@ class BatchExporter(SpanProcessor):
                     self._work.wait(self._interval)
                     continue
                 batch, last = self._take_batch()
-            _export(self._exporter, batch, self._counters, self._privacy)
+            delivered = _export(self._exporter, batch, self._counters, self._privacy)
             with self._lock:
                 self._finished = max(self._finished, last)
+                if not delivered:
+                    self._last_failed = max(self._last_failed, last)
                 self._done.notify_all()
             if not self._batch_ready():
                 deadline = time.monotonic() + self._interval
@@ -284,23 +298,30 @@ class BatchExporter(SpanProcessor):
     # -- flush and shutdown -------------------------------------------------------------
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Export everything queued before this call; False if `timeout_millis` ran out."""
+        """Export everything queued before this call.
+
+        False if `timeout_millis` ran out, or if an export of spans not yet reported by
+        an earlier flush failed (the collector refused them or could not be reached).
+        """
         deadline = time.monotonic() + timeout_millis / 1000.0
         with self._lock:
             target = self._enqueued
-            if self._finished >= target or self._worker is None:
-                return self._finished >= target
-            self._flushes += 1
-            self._work.notify()
-            try:
-                while self._finished < target:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        return False
-                    self._done.wait(remaining)
-                return True
-            finally:
-                self._flushes -= 1
+            if self._finished < target and self._worker is not None:
+                self._flushes += 1
+                self._work.notify()
+                try:
+                    while self._finished < target:
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            return False
+                        self._done.wait(remaining)
+                finally:
+                    self._flushes -= 1
+            if self._finished < target:
+                return False
+            failed = self._last_failed > self._reported
+            self._reported = max(self._reported, target)
+            return not failed
 
     def shutdown(self, timeout: float | None = None) -> None:
         """Send what is queued (up to `timeout` seconds), then stop; idempotent.

@@ -194,50 +194,6 @@ def _resource(config: RolloutConfig) -> Resource:
     return Resource.create(attrs)
 
 
-class _Flusher:
-    """Gets queued spans on their way without blocking the caller.
-
-    `kick()` only sets an event; a daemon thread runs `force_flush` on the batch
-    processors. Re-created after `fork()`.
-    """
-
-    def __init__(self, processors: Sequence[SpanProcessor]) -> None:
-        self._processors = tuple(processors)
-        self._event = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._pid = os.getpid()
-        self._stopped = False
-
-    def kick(self) -> None:
-        if not self._processors or self._stopped:
-            return
-        if self._thread is None or self._pid != os.getpid():
-            self._pid = os.getpid()
-            self._event = threading.Event()
-            self._thread = threading.Thread(
-                target=self._run, name="mv37-rollout-flush", daemon=True
-            )
-            self._thread.start()
-        self._event.set()
-
-    def _run(self) -> None:
-        event = self._event
-        while not self._stopped:
-            event.wait()
-            event.clear()
-            if self._stopped:
-                return
-            for processor in self._processors:
-                try:
-                    processor.force_flush()
-                except Exception as exc:
-                    internal_error("background flush", exc)
-
-    def stop(self) -> None:
-        self._stopped = True
-        self._event.set()
-
-
 class Pipeline:
     """The provider, tracer, processors and counters one client uses."""
 
@@ -267,12 +223,10 @@ class Pipeline:
             # Before init(): follow whatever global provider exists (a no-op without one).
             self.provider: otel_trace.TracerProvider = otel_trace.get_tracer_provider()
             self.tracer: Tracer = otel_trace.get_tracer(SCOPE, __version__)
-            self._flusher = _Flusher(())
             return
         self.provider = self._choose_provider()
         self.tracer = self.provider.get_tracer(SCOPE, __version__)
         self._add_processors()
-        self._flusher = _Flusher(self._export_processors)
         if hasattr(os, "register_at_fork"):
             ref = weakref.ref(self)
             os.register_at_fork(after_in_child=lambda: _after_fork_in_child(ref))
@@ -364,8 +318,9 @@ class Pipeline:
 
     def kick(self) -> None:
         """Start exporting what is queued, without waiting for it."""
-        if not self.config.sync_mode:
-            self._flusher.kick()
+        for processor in self._export_processors:
+            if isinstance(processor, BatchExporter):
+                processor.kick()
 
     def flush(self, timeout: float | None = None) -> bool:
         """Export everything queued, within `timeout` (default `shutdown_timeout`) overall.
@@ -389,7 +344,6 @@ class Pipeline:
         if self._shut:
             return
         self._shut = True
-        self._flusher.stop()
         if self.owned_provider is not None:
             try:
                 self.owned_provider.shutdown()
@@ -410,7 +364,6 @@ def _after_fork_in_child(ref: weakref.ref[Pipeline]) -> None:
     pipeline = ref()
     if pipeline is not None:
         pipeline.counters.reset()
-        pipeline._flusher = _Flusher(pipeline._export_processors)
         _flush_in_multiprocessing_child(ref)
 
 
