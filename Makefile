@@ -34,6 +34,8 @@ test: lint semconv-check unit
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/export.py
+	$(PY) benchmarks/privacy.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

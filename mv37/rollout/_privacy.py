@@ -185,19 +185,24 @@ class PrivacyStage:
         redactor = self._redactor
         if not redactor.active:
             return span
-        attributes, count = redactor.attributes(span.attributes or {})
+        try:  # the SDK's own containers: no per-item locking, no copies
+            raw: Mapping[str, Any] = span._attributes._dict  # type: ignore[union-attr]
+            raw_events: Sequence[Event] = span._events
+        except AttributeError:
+            raw, raw_events = dict(span.attributes or {}), span.events
+        attributes, count = redactor.attributes(raw)
         events: list[Event] | None = None
-        if span.events:
-            for index, event in enumerate(span.events):
+        if raw_events:
+            for index, event in enumerate(raw_events):
                 scrubbed, n = redactor.attributes(event.attributes or {})
                 if scrubbed is not None:
                     if events is None:
-                        events = list(span.events)
+                        events = list(raw_events)
                     events[index] = Event(event.name, scrubbed, event.timestamp)
                     count += n
         if not count:
             return span
-        attributes = dict(attributes if attributes is not None else span.attributes or {})
+        attributes = dict(attributes if attributes is not None else raw)
         attributes[sc.ROLLOUT_SCRUB_COUNT] = count
         return _rebuild(span, attributes=attributes, events=events)
 

@@ -128,6 +128,8 @@ _JSON_SCALAR: Final = r'("(?:[^"\\]|\\.)*"|-?[0-9][0-9.eE+\-]*|true|false|null)'
 _EMAIL: Final = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 _TRAIT_KEYS: Final = frozenset({sc.ROLLOUT_USER_TRAITS, sc.ROLLOUT_ACCOUNT_TRAITS})
 _MAX_CACHE: Final = 4096
+_MIN_SECRET: Final = 15  # "Bearer " + 8 characters, the shortest built-in credential
+_CLEAN_CACHE_CHARS: Final = 256  # span names, types, ids, models repeat across spans
 
 
 def key_words(key: str) -> list[str]:
@@ -175,6 +177,7 @@ class Redactor:
             w for w in self._words - SECRET_WORDS
         )
         self._cache: dict[str, bool] = {}
+        self._clean: dict[str, None] = {}  # short strings already found clean
 
     @property
     def active(self) -> bool:
@@ -211,6 +214,21 @@ class Redactor:
 
     def text(self, text: str) -> tuple[str, int]:
         """`text` with credentials and secret JSON values masked, and how many."""
+        size = len(text)
+        if size < _MIN_SECRET and not self._extra:
+            return text, 0  # too short for any built-in credential or a JSON key/value pair
+        if size <= _CLEAN_CACHE_CHARS:
+            if text in self._clean:
+                return text, 0
+            result = self._text(text)
+            if not result[1]:
+                if len(self._clean) >= _MAX_CACHE:
+                    self._clean.clear()
+                self._clean[text] = None
+            return result
+        return self._text(text)
+
+    def _text(self, text: str) -> tuple[str, int]:
         count = 0
         lower = text.lower()
         # Secret keys first: a value they mask whole is not counted again below.
