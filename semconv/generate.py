@@ -32,7 +32,9 @@ MANIFEST = "manifest.yaml"
 MODEL_FILES = ("rollout/registry.yaml", "rollout/mirrors.yaml", "rollout/events.yaml")
 
 ROLLOUT_PREFIX = "rollout."
-UPSTREAMS = ("otel", "openinference")
+# `openinference-spec`: in the OpenInference spec documents (e.g. annotations.md) but not
+# (yet) a constant of the openinference-semantic-conventions package.
+UPSTREAMS = ("otel", "openinference", "openinference-spec")
 WHERE = ("span", "event", "resource")
 STABILITY = ("stable", "development", "alpha", "beta", "release_candidate")
 REQUIREMENT_LEVELS = ("required", "conditionally_required", "recommended", "opt_in")

@@ -192,10 +192,10 @@ def test_rollout_attributes_are_complete_and_unique() -> None:
 
 
 def test_mirrors_name_their_upstream_and_rollout_key() -> None:
-    """Each mirror names `otel` or `openinference`, and what it mirrors is a rollout.* key."""
+    """Each mirror names its upstream, and what it mirrors is a rollout.* key."""
     rollout_keys = {a.key for a in _registry().rollout_attributes}
     for attr in _registry().mirrored_attributes:
-        assert attr.upstream in ("otel", "openinference"), attr.key
+        assert attr.upstream in ("otel", "openinference", "openinference-spec"), attr.key
         assert not attr.key.startswith("rollout."), attr.key
         assert attr.examples, attr.key
         assert set(attr.mirrors) <= rollout_keys, attr.key
@@ -222,7 +222,7 @@ def test_events_reference_registered_attributes() -> None:
             assert semconv.is_registered_attribute(key), (event.name, key)
     plain = {a.key for a in registry.attributes if not a.is_template}
     assert plain == semconv.ATTRIBUTE_KEYS
-    assert semconv.TEMPLATE_PREFIXES == ("rollout.attributes.",)
+    assert semconv.TEMPLATE_PREFIXES == ("rollout.attributes.", "trace.annotations.")
 
 
 def test_is_registered_attribute() -> None:

@@ -201,9 +201,10 @@ class Redactor:
         if key.lower() in self._allow:
             return False
         if sc.is_registered_attribute(key):
-            if not key.startswith(sc.TEMPLATE_PREFIXES):
+            user_prefix = sc.ROLLOUT_ATTRIBUTES + "."
+            if not key.startswith(user_prefix):
                 return False
-            key = key[len(sc.ROLLOUT_ATTRIBUTES) + 1 :]  # a user's own key under ours
+            key = key[len(user_prefix) :]  # a user's own key under ours
         words = key_words(key)
         if any(word in self._words for word in words):
             return True

@@ -326,6 +326,21 @@ TOOL_ID: Final = "tool.id"
 AGENT_NAME: Final = "agent.name"
 """Agent name (mirror)."""
 
+GEN_AI_EVALUATION_NAME: Final = "gen_ai.evaluation.name"
+"""Name of the evaluation: the feedback or signal name (mirror)."""
+
+GEN_AI_EVALUATION_SCORE_VALUE: Final = "gen_ai.evaluation.score.value"
+"""Numeric feedback or signal value; booleans as 1.0 / 0.0 (mirror)."""
+
+GEN_AI_EVALUATION_SCORE_LABEL: Final = "gen_ai.evaluation.score.label"
+"""Text feedback or signal value; booleans as true / false (mirror)."""
+
+GEN_AI_EVALUATION_EXPLANATION: Final = "gen_ai.evaluation.explanation"
+"""A dict feedback or signal value, as JSON (mirror)."""
+
+TRACE_ANNOTATIONS: Final = "trace.annotations"
+"""OpenInference annotation `trace.annotations.<N>.annotation.<field>` on a carrier span."""
+
 EVENT_ROLLOUT_MESSAGE: Final = "rollout.message"
 """A conversation message."""
 
@@ -344,6 +359,9 @@ EVENT_ROLLOUT_LLM_CHUNK: Final = "rollout.llm.chunk"
 EVENT_EXCEPTION: Final = "exception"
 """An exception, recorded by OTel record_exception."""
 
+EVENT_GEN_AI_EVALUATION_RESULT: Final = "gen_ai.evaluation.result"
+"""OTel GenAI evaluation result mirroring a feedback or signal."""
+
 ATTRIBUTE_KEYS: Final = frozenset(
     {
         "agent.name",
@@ -357,6 +375,10 @@ ATTRIBUTE_KEYS: Final = frozenset(
         "gen_ai.agent.name",
         "gen_ai.agent.version",
         "gen_ai.conversation.id",
+        "gen_ai.evaluation.explanation",
+        "gen_ai.evaluation.name",
+        "gen_ai.evaluation.score.label",
+        "gen_ai.evaluation.score.value",
         "gen_ai.operation.name",
         "gen_ai.provider.name",
         "gen_ai.request.model",
@@ -456,12 +478,13 @@ ATTRIBUTE_KEYS: Final = frozenset(
 )
 """Every registered attribute key except templates."""
 
-TEMPLATE_PREFIXES: Final = ("rollout.attributes.",)
+TEMPLATE_PREFIXES: Final = ("rollout.attributes.", "trace.annotations.")
 """Prefixes of template attributes: a key under one of them is registered."""
 
 EVENT_NAMES: Final = frozenset(
     {
         "exception",
+        "gen_ai.evaluation.result",
         "rollout.feedback",
         "rollout.identify",
         "rollout.llm.chunk",
