@@ -25,11 +25,13 @@ from mv37.rollout._global import (
     shutdown,
     signal,
     stats,
+    user,
 )
 from mv37.rollout._span import Span, ToolCall
 from mv37.rollout._stats import RolloutStats
 from mv37.rollout._trace import Trace
 from mv37.rollout._types import EventAttributes, UsageDict, UserTraits
+from mv37.rollout._user import UserContext
 from mv37.rollout._version import __version__
 
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
     "ToolCall",
     "Trace",
     "UsageDict",
+    "UserContext",
     "UserTraits",
     "__version__",
     "acheck",
@@ -66,4 +69,5 @@ __all__ = [
     "task",
     "tool",
     "trace",
+    "user",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
@@ -36,6 +37,7 @@ from mv37.rollout._context import current_trace, trace_in
 from mv37.rollout._destination import Destination, resolve_destination
 from mv37.rollout._diagnostics import debug_once, internal_error
 from mv37.rollout._fastattrs import set_clean_attributes
+from mv37.rollout._feedback import send_identity, send_outcome
 from mv37.rollout._ids import (
     RolloutIdGenerator,
     force_trace_id,
@@ -45,6 +47,7 @@ from mv37.rollout._ids import (
 from mv37.rollout._pipeline import Pipeline
 from mv37.rollout._stats import Counters, RolloutStats
 from mv37.rollout._trace import Trace
+from mv37.rollout._user import UserContext, UserFields, current_user
 
 _CONTEXT_FIELDS = ("user_id", "session_id", "conversation_id", "account_id")
 _MAX_EXTERNAL_IDS = 10_000
@@ -83,6 +86,8 @@ class Rollout:
         if self.config.debug:
             _enable_debug_logging()
         self._external_ids: OrderedDict[str, str] = OrderedDict()
+        self._roots: OrderedDict[int, int] = OrderedDict()  # trace id -> its first span id
+        self._open: weakref.WeakValueDictionary[int, Trace] = weakref.WeakValueDictionary()
         self._pipeline: Pipeline | None = None
         self.lean_start = False
         if self.config.disabled:
@@ -164,6 +169,7 @@ class Rollout:
     ) -> Trace:
         """Start a trace of `span_type` ("agent" or "trace"); not yet current."""
         parent = current_trace()
+        user: UserFields | None = None
         if self.config.disabled:
             return Trace(
                 INVALID_SPAN,
@@ -187,6 +193,11 @@ class Rollout:
                     fields[key] = fields.get(key) or value
                 else:
                     extra_user[key] = value
+            user = current_user()
+            if user is not None:
+                for key in _CONTEXT_FIELDS:
+                    if fields.get(key) is None:
+                        fields[key] = getattr(user, key)
             agent: str | None
             if span_type == AGENT:
                 agent = agent_name or name
@@ -208,7 +219,7 @@ class Rollout:
             otel_span = self._start_trace_span(span_type, name, attrs, trace_id)
         except Exception as exc:
             internal_error("start trace", exc)
-            otel_span, ctx_attrs = INVALID_SPAN, {}
+            otel_span, ctx_attrs, user = INVALID_SPAN, {}, None
         trace = Trace(
             otel_span,
             self,
@@ -218,8 +229,17 @@ class Rollout:
             context_attrs=ctx_attrs,
             parent=parent,
         )
-        if external_trace_id and trace.is_recording:
-            self._remember_external(str(external_trace_id), trace.trace_id)
+        if trace.is_recording:
+            if external_trace_id:
+                self._remember_external(str(external_trace_id), trace.trace_id)
+            self._remember_root(trace)
+            if user is not None and (user.traits or user.account_traits):
+                trace.identify_user(
+                    user.user_id,
+                    traits=user.traits,
+                    account_id=user.account_id,
+                    account_traits=user.account_traits,
+                )
         return trace
 
     def _start_trace_span(
@@ -268,17 +288,87 @@ class Rollout:
         if len(ids) > _MAX_EXTERNAL_IDS:
             ids.popitem(last=False)
 
+    def _remember_root(self, trace: Trace) -> None:
+        context = trace.otel_span.get_span_context()
+        if context.trace_id not in self._roots:
+            self._roots[context.trace_id] = context.span_id
+            if len(self._roots) > _MAX_EXTERNAL_IDS:
+                self._roots.popitem(last=False)
+            self._open[context.trace_id] = trace
+
+    def root_span_id(self, trace_id: int) -> int | None:
+        """The span id of the outermost Rollout span this process recorded in `trace_id`."""
+        return self._roots.get(trace_id)
+
     def trace_id_for(self, external_trace_id: str) -> str | None:
         """The OTel trace id this process recorded for an external trace id, if known."""
         return self._external_ids.get(external_trace_id)
 
-    # -- the active trace ---------------------------------------------------------------
+    # -- users, feedback, signals ------------------------------------------------------
 
-    def _active(self, what: str) -> Trace | None:
-        trace = current_trace()
-        if trace is None:
-            debug_once(f"no-trace-{what}", "mv37.rollout: %s() with no active trace; ignored", what)
-        return trace
+    def user(
+        self,
+        *,
+        user_id: str | None = None,
+        traits: Mapping[str, Any] | None = None,
+        account_id: str | None = None,
+        account_traits: Mapping[str, Any] | None = None,
+        session_id: str | None = None,
+        conversation_id: str | None = None,
+    ) -> UserContext:
+        """A (sync or async) context manager: traces opened inside are for this user.
+
+        Nested blocks override field by field; per thread and per asyncio task.
+
+        Example:
+            >>> with client.user(user_id="u-42", session_id="s-7"):  # doctest: +SKIP
+            ...     handle_request("hi")
+        """
+        return UserContext(
+            user_id=user_id,
+            traits=traits,
+            account_id=account_id,
+            account_traits=account_traits,
+            session_id=session_id,
+            conversation_id=conversation_id,
+        )
+
+    def _target(
+        self, what: str, trace_id: str | int | None, external_trace_id: str | None
+    ) -> tuple[Trace | None, int | None]:
+        """The trace to record on: (an open trace, None) or (None, an ended trace's id).
+
+        (None, None) when there is none; a debug line says why.
+        """
+        if trace_id is None and external_trace_id is None:
+            trace = current_trace()
+            if trace is None:
+                debug_once(f"no-trace-{what}", "mv37.rollout: %s() with no active trace", what)
+            return trace, None
+        if trace_id is None and external_trace_id is not None:
+            trace_id = self.trace_id_for(str(external_trace_id))
+            if trace_id is None:
+                debug_once(
+                    f"unknown-external-{what}",
+                    "mv37.rollout: %s() for an external_trace_id this process did not record; "
+                    "pass the OTel trace_id instead",
+                    what,
+                )
+                return None, None
+        try:
+            number = parse_trace_id(trace_id) if trace_id is not None else None
+        except ValueError:
+            number = None
+        if number is None:
+            debug_once(f"bad-trace-id-{what}", "mv37.rollout: %s(): invalid trace_id", what)
+            return None, None
+        active = current_trace()
+        if active is not None and active.otel_span.get_span_context().trace_id == number:
+            return active, None
+        open_trace = self._open.get(number)
+        if open_trace is not None and not open_trace._ended:
+            return open_trace, None
+        return None, number
 
     def identify_user(
         self,
@@ -287,29 +377,92 @@ class Rollout:
         traits: Mapping[str, Any] | None = None,
         account_id: str | None = None,
         account_traits: Mapping[str, Any] | None = None,
+        trace_id: str | int | None = None,
+        external_trace_id: str | None = None,
     ) -> None:
-        """Record who the user is on the active trace."""
-        trace = self._active("identify_user")
-        if trace is not None:
-            trace.identify_user(
-                user_id, traits=traits, account_id=account_id, account_traits=account_traits
-            )
+        """Record who the user is: on the active trace, or on the one named by id."""
+        if self.config.disabled:
+            return
+        try:
+            trace, ended = self._target("identify_user", trace_id, external_trace_id)
+            if trace is not None:
+                trace.identify_user(
+                    user_id, traits=traits, account_id=account_id, account_traits=account_traits
+                )
+            elif ended is not None:
+                send_identity(
+                    self,
+                    ended,
+                    user_id,
+                    traits=traits,
+                    account_id=account_id,
+                    account_traits=account_traits,
+                )
+        except Exception as exc:
+            internal_error("identify_user", exc)
 
     def feedback(
-        self, name: str, value: object, *, attributes: Mapping[str, Any] | None = None
+        self,
+        name: str,
+        value: object,
+        *,
+        trace_id: str | int | None = None,
+        external_trace_id: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
     ) -> None:
-        """Explicit user feedback on the active trace."""
-        trace = self._active("feedback")
-        if trace is not None:
-            trace.feedback(name, value, attributes=attributes)
+        """Explicit user feedback (thumbs, csat, ...) on the active trace or one named by id.
+
+        A trace that already ended (here, or in another process that only knows its id)
+        gets it on a carrier span in the same OTel trace.
+        """
+        self._outcome(
+            "feedback",
+            name,
+            value,
+            trace_id=trace_id,
+            external_trace_id=external_trace_id,
+            attributes=attributes,
+        )
 
     def signal(
-        self, name: str, value: object, *, attributes: Mapping[str, Any] | None = None
+        self,
+        name: str,
+        value: object,
+        *,
+        trace_id: str | int | None = None,
+        external_trace_id: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
     ) -> None:
-        """An implicit outcome signal on the active trace."""
-        trace = self._active("signal")
-        if trace is not None:
-            trace.signal(name, value, attributes=attributes)
+        """An implicit outcome (order placed, escalated, ...); targeting as `feedback`."""
+        self._outcome(
+            "signal",
+            name,
+            value,
+            trace_id=trace_id,
+            external_trace_id=external_trace_id,
+            attributes=attributes,
+        )
+
+    def _outcome(
+        self,
+        kind: str,
+        name: str,
+        value: object,
+        *,
+        trace_id: str | int | None,
+        external_trace_id: str | None,
+        attributes: Mapping[str, Any] | None,
+    ) -> None:
+        if self.config.disabled:
+            return
+        try:
+            trace, ended = self._target(kind, trace_id, external_trace_id)
+            if trace is not None:
+                trace._outcome(kind, name, value, attributes)
+            elif ended is not None:
+                send_outcome(self, kind, name, value, trace_id=ended, attributes=attributes)
+        except Exception as exc:
+            internal_error(kind, exc)
 
     # -- delivery -----------------------------------------------------------------------
 

@@ -50,38 +50,50 @@ def message(
     span.add_event(sc.EVENT_ROLLOUT_MESSAGE, attrs)
 
 
-def feedback(
+def evaluation_attributes(name: str, value: object, limit: int) -> Attributes:
+    """The GenAI `gen_ai.evaluation.*` view of a feedback or signal value.
+
+    Numbers (and bools, as 1.0/0.0) are `score.value`; strings (and bools, as
+    "true"/"false") are `score.label`; anything else (a dict) is JSON `explanation`.
+    """
+    attrs: Attributes = {sc.GEN_AI_EVALUATION_NAME: str(name)}
+    if isinstance(value, bool):
+        attrs[sc.GEN_AI_EVALUATION_SCORE_VALUE] = 1.0 if value else 0.0
+        attrs[sc.GEN_AI_EVALUATION_SCORE_LABEL] = "true" if value else "false"
+    elif isinstance(value, (int, float)):
+        attrs[sc.GEN_AI_EVALUATION_SCORE_VALUE] = float(value)
+    elif isinstance(value, str):
+        attrs[sc.GEN_AI_EVALUATION_SCORE_LABEL] = attribute_value(value, limit)
+    else:
+        attrs[sc.GEN_AI_EVALUATION_EXPLANATION] = serialize(value, limit).text
+    return attrs
+
+
+_OUTCOMES = {
+    "feedback": (sc.EVENT_ROLLOUT_FEEDBACK, sc.ROLLOUT_FEEDBACK_NAME, sc.ROLLOUT_FEEDBACK_VALUE),
+    "signal": (sc.EVENT_ROLLOUT_SIGNAL, sc.ROLLOUT_SIGNAL_NAME, sc.ROLLOUT_SIGNAL_VALUE),
+}
+
+
+def outcome(
     span: OTelSpan,
+    kind: str,
     name: str,
     value: object,
     *,
     limit: int,
     attributes: Mapping[str, Any] | None = None,
 ) -> None:
-    """Explicit user feedback (thumbs, csat, ...) on `span`."""
-    attrs: Attributes = {
-        sc.ROLLOUT_FEEDBACK_NAME: str(name),
-        sc.ROLLOUT_FEEDBACK_VALUE: _scalar_or_json(value, limit),
-    }
-    attrs.update(user_attributes(attributes, limit))
-    span.add_event(sc.EVENT_ROLLOUT_FEEDBACK, attrs)
+    """A feedback (explicit, from a person) or signal (implicit outcome) on `span`.
 
-
-def signal(
-    span: OTelSpan,
-    name: str,
-    value: object,
-    *,
-    limit: int,
-    attributes: Mapping[str, Any] | None = None,
-) -> None:
-    """An implicit outcome signal (order placed, escalated, ...) on `span`."""
-    attrs: Attributes = {
-        sc.ROLLOUT_SIGNAL_NAME: str(name),
-        sc.ROLLOUT_SIGNAL_VALUE: _scalar_or_json(value, limit),
-    }
+    Recorded as our `rollout.feedback` / `rollout.signal` event and mirrored as the
+    GenAI `gen_ai.evaluation.result` event.
+    """
+    event_name, name_key, value_key = _OUTCOMES[kind]
+    attrs: Attributes = {name_key: str(name), value_key: _scalar_or_json(value, limit)}
     attrs.update(user_attributes(attributes, limit))
-    span.add_event(sc.EVENT_ROLLOUT_SIGNAL, attrs)
+    span.add_event(event_name, attrs)
+    span.add_event(sc.EVENT_GEN_AI_EVALUATION_RESULT, evaluation_attributes(name, value, limit))
 
 
 def identify(

@@ -17,6 +17,7 @@ from mv37.rollout._client import Rollout
 from mv37.rollout._config import RolloutConfig, resolve_config
 from mv37.rollout._diagnostics import logger
 from mv37.rollout._stats import RolloutStats
+from mv37.rollout._user import UserContext
 
 _lock = threading.Lock()
 _client: Rollout | None = None
@@ -74,27 +75,80 @@ def reset() -> None:
         old.shutdown()
 
 
+def user(
+    *,
+    user_id: str | None = None,
+    traits: Mapping[str, Any] | None = None,
+    account_id: str | None = None,
+    account_traits: Mapping[str, Any] | None = None,
+    session_id: str | None = None,
+    conversation_id: str | None = None,
+) -> UserContext:
+    """A (sync or async) context manager: traces opened inside are for this user.
+
+    Example:
+        >>> with rollout.user(user_id="u-42", traits={"plan": "pro"}):  # doctest: +SKIP
+        ...     handle_request("hi")
+    """
+    return UserContext(
+        user_id=user_id,
+        traits=traits,
+        account_id=account_id,
+        account_traits=account_traits,
+        session_id=session_id,
+        conversation_id=conversation_id,
+    )
+
+
 def identify_user(
     user_id: str | None = None,
     *,
     traits: Mapping[str, Any] | None = None,
     account_id: str | None = None,
     account_traits: Mapping[str, Any] | None = None,
+    trace_id: str | int | None = None,
+    external_trace_id: str | None = None,
 ) -> None:
-    """Record who the user is on the active trace."""
+    """Record who the user is: on the active trace, or on the one named by id."""
     get_client().identify_user(
-        user_id, traits=traits, account_id=account_id, account_traits=account_traits
+        user_id,
+        traits=traits,
+        account_id=account_id,
+        account_traits=account_traits,
+        trace_id=trace_id,
+        external_trace_id=external_trace_id,
     )
 
 
-def feedback(name: str, value: object, *, attributes: Mapping[str, Any] | None = None) -> None:
-    """Explicit user feedback (thumbs, csat, ...) on the active trace."""
-    get_client().feedback(name, value, attributes=attributes)
+def feedback(
+    name: str,
+    value: object,
+    *,
+    trace_id: str | int | None = None,
+    external_trace_id: str | None = None,
+    attributes: Mapping[str, Any] | None = None,
+) -> None:
+    """Explicit user feedback (thumbs, csat, ...): on the active trace, or one named by id.
+
+    Works after the trace ended, also from another process that only knows the trace id.
+    """
+    get_client().feedback(
+        name, value, trace_id=trace_id, external_trace_id=external_trace_id, attributes=attributes
+    )
 
 
-def signal(name: str, value: object, *, attributes: Mapping[str, Any] | None = None) -> None:
-    """An implicit outcome (order placed, escalated, ...) on the active trace."""
-    get_client().signal(name, value, attributes=attributes)
+def signal(
+    name: str,
+    value: object,
+    *,
+    trace_id: str | int | None = None,
+    external_trace_id: str | None = None,
+    attributes: Mapping[str, Any] | None = None,
+) -> None:
+    """An implicit outcome (order placed, escalated, ...); targeting as `feedback`."""
+    get_client().signal(
+        name, value, trace_id=trace_id, external_trace_id=external_trace_id, attributes=attributes
+    )
 
 
 def flush(timeout: float | None = None) -> bool:

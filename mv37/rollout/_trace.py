@@ -31,6 +31,7 @@ from mv37.rollout._attributes import (
 from mv37.rollout._context import TRACE_KEY
 from mv37.rollout._diagnostics import internal_error
 from mv37.rollout._fastattrs import set_clean_attributes
+from mv37.rollout._feedback import send_identity, send_outcome
 from mv37.rollout._ids import force_span_id, parse_span_id, reset_forced_span_id
 from mv37.rollout._span import Span, ToolCall, _Scope
 
@@ -54,6 +55,7 @@ class Trace(_Scope):
     """
 
     __slots__ = (
+        "__weakref__",
         "_context_attrs",
         "_external_id",
         "_lock",
@@ -267,34 +269,43 @@ class Trace(_Scope):
     def feedback(
         self, name: str, value: object, *, attributes: Mapping[str, Any] | None = None
     ) -> None:
-        """Explicit user feedback (thumbs, csat, ...): bool, number, string or dict."""
-        if self._recording:
-            try:
-                _events.feedback(
-                    self._otel,
-                    name,
-                    value,
-                    limit=self._client.config.max_payload_chars,
-                    attributes=attributes,
-                )
-            except Exception as exc:
-                internal_error("feedback", exc)
+        """Explicit user feedback (thumbs, csat, ...): bool, number, string or dict.
+
+        After the trace ended it still lands in this OTel trace, on a carrier span.
+        """
+        self._outcome("feedback", name, value, attributes)
 
     def signal(
         self, name: str, value: object, *, attributes: Mapping[str, Any] | None = None
     ) -> None:
-        """An implicit outcome (order placed, escalated, ...): bool, number, string or dict."""
-        if self._recording:
-            try:
-                _events.signal(
+        """An implicit outcome (order placed, escalated, ...): bool, number, string or dict.
+
+        After the trace ended it still lands in this OTel trace, on a carrier span.
+        """
+        self._outcome("signal", name, value, attributes)
+
+    def _outcome(
+        self, kind: str, name: str, value: object, attributes: Mapping[str, Any] | None
+    ) -> None:
+        if not self._otel.get_span_context().is_valid:
+            return  # a placeholder trace (disabled, no active trace)
+        try:
+            if self._ended:
+                trace_id = self._otel.get_span_context().trace_id
+                send_outcome(
+                    self._client, kind, name, value, trace_id=trace_id, attributes=attributes
+                )
+            elif self._recording:
+                _events.outcome(
                     self._otel,
+                    kind,
                     name,
                     value,
                     limit=self._client.config.max_payload_chars,
                     attributes=attributes,
                 )
-            except Exception as exc:
-                internal_error("signal", exc)
+        except Exception as exc:
+            internal_error(kind, exc)
 
     def identify_user(
         self,
@@ -304,7 +315,25 @@ class Trace(_Scope):
         account_id: str | None = None,
         account_traits: Mapping[str, Any] | None = None,
     ) -> None:
-        """Record who the user is; spans started afterwards carry the user id too."""
+        """Record who the user is; spans started afterwards carry the user id too.
+
+        After the trace ended it still lands in this OTel trace, on a carrier span.
+        """
+        if not self._otel.get_span_context().is_valid:
+            return
+        if self._ended:
+            try:
+                send_identity(
+                    self._client,
+                    self._otel.get_span_context().trace_id,
+                    user_id,
+                    traits=traits,
+                    account_id=account_id,
+                    account_traits=account_traits,
+                )
+            except Exception as exc:
+                internal_error("identify_user", exc)
+            return
         if not self._recording:
             return
         try:

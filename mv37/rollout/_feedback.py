@@ -1,0 +1,141 @@
+"""Feedback, signals and identities that arrive after their trace ended.
+
+They land in the same OTel trace (same trace id) on a short **carrier span**, so Jaeger,
+Tempo and Phoenix show them under that trace:
+
+- name `feedback <name>` / `signal <name>` / `identify <user>`, `rollout.span.type`
+  `feedback`/`signal`/`identify`, OpenInference kind `EVALUATOR`;
+- the same events as on a live trace (`rollout.feedback` + `gen_ai.evaluation.result`),
+  and OpenInference annotation attributes `trace.annotations.0.annotation.*`
+  (`annotator_kind` HUMAN for feedback, CODE for signals);
+- parent: the trace's root span when this process recorded that trace (plus a span
+  link to it); otherwise a root span in that trace (our provider forces the trace id),
+  or the child of a remote parent carrying that trace id (someone else's provider).
+
+Sampling agrees with the trace's own decision: it is a function of the trace id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import trace as otel_trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
+from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, TraceFlags
+
+from mv37.rollout import _events
+from mv37.rollout import semconv as sc
+from mv37.rollout._attributes import Attributes
+from mv37.rollout._ids import RolloutIdGenerator, force_trace_id, reset_forced_trace_id
+
+if TYPE_CHECKING:
+    from mv37.rollout._client import Rollout
+
+_ANNOTATOR = {"feedback": "HUMAN", "signal": "CODE"}
+_ANNOTATION = sc.TRACE_ANNOTATIONS + ".0.annotation."
+
+
+def _sampled(client: Rollout, trace_id: int) -> bool:
+    """The ratio sampler's decision for `trace_id` (what the trace itself got)."""
+    bound = TraceIdRatioBased.get_bound_for_rate(client.config.sample_rate)
+    return (trace_id & TraceIdRatioBased.TRACE_ID_LIMIT) < bound
+
+
+def annotation_attributes(kind: str, name: str, value: object) -> Attributes:
+    """OpenInference annotation attributes for a feedback or signal on a carrier span."""
+    attrs: Attributes = {
+        _ANNOTATION + "name": str(name),
+        _ANNOTATION + "annotator_kind": _ANNOTATOR.get(kind, "CODE"),
+    }
+    if isinstance(value, bool):
+        attrs[_ANNOTATION + "score"] = 1.0 if value else 0.0
+        attrs[_ANNOTATION + "label"] = "true" if value else "false"
+    elif isinstance(value, (int, float)):
+        attrs[_ANNOTATION + "score"] = float(value)
+    elif isinstance(value, str):
+        attrs[_ANNOTATION + "label"] = value
+    return attrs
+
+
+def start_carrier(
+    client: Rollout, kind: str, name: str, trace_id: int, extra: Attributes
+) -> otel_trace.Span:
+    """Start (not end) a carrier span for `kind` in the trace `trace_id`."""
+    root = client.root_span_id(trace_id)
+    attrs: Attributes = {
+        sc.ROLLOUT_SPAN_TYPE: kind,
+        sc.ROLLOUT_SPAN_NAME: str(name),
+        sc.OPENINFERENCE_SPAN_KIND: "EVALUATOR",
+        **extra,
+    }
+    links: list[Link] = []
+    forced: int | None = None
+    context: Context
+    if root is not None:
+        flags = TraceFlags(TraceFlags.SAMPLED if _sampled(client, trace_id) else 0)
+        parent = SpanContext(trace_id, root, is_remote=True, trace_flags=flags)
+        context = otel_trace.set_span_in_context(NonRecordingSpan(parent), Context())
+        links.append(Link(parent))
+    elif isinstance(getattr(client.tracer_provider, "id_generator", None), RolloutIdGenerator):
+        context, forced = Context(), trace_id  # a root in that trace; the sampler decides
+    else:
+        flags = TraceFlags(TraceFlags.SAMPLED)
+        remote = SpanContext(
+            trace_id, RolloutIdGenerator().generate_span_id(), is_remote=True, trace_flags=flags
+        )
+        context = otel_trace.set_span_in_context(NonRecordingSpan(remote), Context())
+    token = force_trace_id(forced) if forced is not None else None
+    try:
+        return client.tracer.start_span(
+            f"{kind} {name}", context=context, kind=SpanKind.INTERNAL, attributes=attrs, links=links
+        )
+    finally:
+        if token is not None:
+            reset_forced_trace_id(token)
+
+
+def send_outcome(
+    client: Rollout,
+    kind: str,
+    name: str,
+    value: object,
+    *,
+    trace_id: int,
+    attributes: Mapping[str, Any] | None,
+) -> None:
+    """A feedback or signal for a trace that is not open here: on a carrier span."""
+    limit = client.config.max_payload_chars
+    span = start_carrier(client, kind, name, trace_id, annotation_attributes(kind, name, value))
+    try:
+        if span.is_recording():
+            span.set_attributes(_events.evaluation_attributes(name, value, limit))
+            _events.outcome(span, kind, name, value, limit=limit, attributes=attributes)
+    finally:
+        span.end()
+    client._kick_flush()
+
+
+def send_identity(
+    client: Rollout,
+    trace_id: int,
+    user_id: str | None,
+    *,
+    traits: Mapping[str, Any] | None,
+    account_id: str | None,
+    account_traits: Mapping[str, Any] | None,
+) -> None:
+    """An identity for a trace that is not open here: on a carrier span."""
+    extra: Attributes = {}
+    if user_id:
+        extra[sc.ROLLOUT_USER_ID] = extra[sc.USER_ID] = str(user_id)
+    span = start_carrier(client, "identify", str(user_id or account_id or "user"), trace_id, extra)
+    try:
+        if span.is_recording():
+            _events.identify(
+                span, user_id, traits=traits, account_id=account_id, account_traits=account_traits
+            )
+    finally:
+        span.end()
+    client._kick_flush()
