@@ -362,12 +362,12 @@ class Rollout:
         if number is None:
             debug_once(f"bad-trace-id-{what}", "mv37.rollout: %s(): invalid trace_id", what)
             return None, None
+        open_trace = self._open.get(number)  # the outermost Rollout trace of that OTel trace
+        if open_trace is not None and not open_trace._ended:
+            return open_trace, None
         active = current_trace()
         if active is not None and active.otel_span.get_span_context().trace_id == number:
             return active, None
-        open_trace = self._open.get(number)
-        if open_trace is not None and not open_trace._ended:
-            return open_trace, None
         return None, number
 
     def identify_user(
