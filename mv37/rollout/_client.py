@@ -11,6 +11,7 @@ from typing import Any
 from opentelemetry import trace as otel_trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
 from opentelemetry.trace import (
     INVALID_SPAN,
     Link,
@@ -90,6 +91,8 @@ class Rollout:
         self._open: weakref.WeakValueDictionary[int, Trace] = weakref.WeakValueDictionary()
         self._pipeline: Pipeline | None = None
         self.lean_start = False
+        self._sample_bound: int | None = None
+        self._ids = RolloutIdGenerator()
         if self.config.disabled:
             self.tracer: Tracer = otel_trace.NoOpTracer()
             return
@@ -102,6 +105,8 @@ class Rollout:
         self.lean_start = (
             self._pipeline.owned_provider is not None and not self.config.span_processors
         )
+        if self._pipeline.owned_provider is not None and self.config.sample_rate < 1.0:
+            self._sample_bound = TraceIdRatioBased.get_bound_for_rate(self.config.sample_rate)
 
     def __repr__(self) -> str:
         c = self.config
@@ -170,6 +175,18 @@ class Rollout:
         """Start a trace of `span_type` ("agent" or "trace"); not yet current."""
         parent = current_trace()
         user: UserFields | None = None
+        if self._sample_bound is not None and trace_id is None and parent is None:
+            sampled_out, trace_id = self._presample()
+            if sampled_out is not None:
+                return Trace(
+                    sampled_out,
+                    self,
+                    span_type,
+                    name,
+                    external_trace_id=external_trace_id,
+                    context_attrs={},
+                    parent=None,
+                )
         if self.config.disabled:
             return Trace(
                 INVALID_SPAN,
@@ -241,6 +258,27 @@ class Rollout:
                     account_traits=user.account_traits,
                 )
         return trace
+
+    def _presample(self) -> tuple[otel_trace.Span | None, int | None]:
+        """Decide a new root trace's sampling before building anything.
+
+        On our own provider the sampler is `ParentBased(TraceIdRatioBased(rate))`, so a
+        root's fate is a function of its trace id: draw the id, and for a dropped trace
+        return a non-recording span at once (its children are skipped too). A kept
+        trace uses the drawn id. Inside another instrumentation's span the parent's
+        decision applies, so nothing is decided here.
+        """
+        if otel_trace.get_current_span().get_span_context().is_valid:
+            return None, None
+        ids = self._ids
+        trace_id = ids.generate_trace_id()
+        bound = self._sample_bound
+        if bound is not None and (trace_id & TraceIdRatioBased.TRACE_ID_LIMIT) >= bound:
+            if self._pipeline is not None:
+                self._pipeline.counters.drop("sampled_out")
+            context = SpanContext(trace_id, ids.generate_span_id(), False, TraceFlags(0))
+            return NonRecordingSpan(context), None
+        return None, trace_id
 
     def _start_trace_span(
         self, span_type: str, name: str, attrs: Attributes, trace_id: str | int | None

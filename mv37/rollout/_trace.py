@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
-from opentelemetry.trace import INVALID_SPAN, set_span_in_context
+from opentelemetry.trace import INVALID_SPAN, NonRecordingSpan, set_span_in_context
 from opentelemetry.trace import Span as OTelSpan
 
 from mv37.rollout import _events
@@ -118,9 +118,13 @@ class Trace(_Scope):
     ) -> S:
         """Start a child span of this trace (under the current span when it is ours)."""
         client = self._client
-        if client.config.disabled or not self._otel.get_span_context().is_valid:
+        context = self._otel.get_span_context()
+        if client.config.disabled or not context.is_valid:
             # Disabled, or a placeholder trace (no active trace): children record nothing.
             return cls(INVALID_SPAN, client, plan.span_type, self)
+        if not self._recording and not context.trace_flags.sampled:
+            # A sampled-out trace: the whole trace is dropped, children cost nothing.
+            return cls(NonRecordingSpan(context), client, plan.span_type, self)
         token = None
         try:
             if span_id is not None:
