@@ -329,7 +329,9 @@ class Redactor:
         """A scrubbed copy of `attributes` and the count, or (None, 0) when untouched."""
         count = 0
         out: dict[str, Any] | None = None
-        seen: dict[int, tuple[str, int]] = {}  # our mirrors share one string object
+        # Our mirrors share one string object, and a passthrough tool's output often
+        # equals its input: each distinct text is scanned once per span.
+        seen: dict[str, tuple[str, int]] = {}
         for key, value in attributes.items():
             new = value
             if self.secret_key(key):
@@ -343,9 +345,9 @@ class Redactor:
                     more = self.text(new)
                     new, n = more[0], n + more[1]
                 else:
-                    hit = seen.get(id(value))
+                    hit = seen.get(value)
                     if hit is None:
-                        new, n = seen[id(value)] = self.text(value)
+                        new, n = seen[value] = self.text(value)
                     else:  # a mirror of a value already counted
                         new, n = hit[0], 0
             elif isinstance(value, (tuple, list)) and value and isinstance(value[0], str):
