@@ -7,6 +7,7 @@ an async twin (the `mode` parameter: `with` vs `async with`, sync vs async funct
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -392,6 +393,27 @@ async def test_bind_context_carries_the_trace_into_a_pool_worker(
     tool = captured.by_name("execute_tool fetch")
     assert_child(tool, captured.by_name("pooled"))
     assert tool["attributes"][sc.ROLLOUT_INPUT] == '{"url": "bound"}'
+
+
+async def test_bind_context_carries_the_trace_into_an_async_callable(
+    captured: CapturedSpans,
+) -> None:
+    """An async callable bound here and run on another thread's event loop is the child."""
+
+    @rollout.tool("afetch")
+    async def afetch(url: str) -> str:
+        await asyncio.sleep(0)
+        return url.upper()
+
+    with ThreadPoolExecutor(max_workers=1) as pool, rollout.trace("pooled"):
+        bound = rollout.bind_context(afetch)
+        assert inspect.iscoroutinefunction(bound)
+        result = pool.submit(asyncio.run, bound("x")).result(timeout=10)
+        unbound = pool.submit(asyncio.run, afetch("y")).result(timeout=10)
+    assert (result, unbound) == ("X", "Y")
+    spans = captured.as_dicts()
+    assert len(spans) == 2
+    assert_child(captured.by_name("execute_tool afetch"), captured.by_name("pooled"))
 
 
 # == foreign OpenTelemetry spans ==============================================================

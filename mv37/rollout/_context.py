@@ -8,8 +8,9 @@ every asyncio task and thread, and next to spans of other instrumentations.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
@@ -74,6 +75,17 @@ def bind_context(fn: Callable[P, R]) -> Callable[P, R]:
         ...     pool.submit(rollout.bind_context(fetch), url)
     """
     captured = otel_context.get_current()
+    if inspect.iscoroutinefunction(fn):
+        # The body runs when the coroutine is awaited (maybe on another thread's loop):
+        # attach there, not when the coroutine object is created.
+        async def await_in_captured_context(*args: Any, **kwargs: Any) -> Any:
+            token = otel_context.attach(captured)
+            try:
+                return await fn(*args, **kwargs)
+            finally:
+                otel_context.detach(token)
+
+        return functools.wraps(fn)(await_in_captured_context)  # type: ignore[return-value]
 
     @functools.wraps(fn)
     def run_in_captured_context(*args: P.args, **kwargs: P.kwargs) -> R:
