@@ -4,8 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+E2E_VENV := .venv-phoenix
+E2E_STAMP := $(E2E_VENV)/.installed
 
-.PHONY: demo test lint typecheck semconv semconv-check bench unit clean
+.PHONY: demo test lint typecheck semconv semconv-check bench unit e2e view clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -13,12 +15,20 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
 
+# Phoenix and rotel (real receivers for the end-to-end checks) in their own venv; a
+# failed install fails the build: the e2e checks never skip.
+$(E2E_STAMP): e2e/requirements.txt
+	@test -x $(E2E_VENV)/bin/python || $(PYTHON) -m venv $(E2E_VENV)
+	$(E2E_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(E2E_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --pre -r e2e/requirements.txt
+	@touch $(E2E_STAMP)
+
 demo: $(STAMP)
 	$(PY) examples/quickstart.py
 
 lint: $(STAMP)
-	$(PY) -m ruff check mv37 tests semconv benchmarks examples
-	$(PY) -m ruff format --check mv37 tests semconv benchmarks examples
+	$(PY) -m ruff check mv37 tests semconv benchmarks examples e2e
+	$(PY) -m ruff format --check mv37 tests semconv benchmarks examples e2e
 	$(PY) -m mypy
 
 semconv: $(STAMP)
@@ -30,7 +40,13 @@ semconv-check: $(STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest
 
-test: lint semconv-check unit
+e2e: $(STAMP) $(E2E_STAMP)
+	$(PY) -m pytest -p no:cacheprovider e2e
+
+view: $(STAMP) $(E2E_STAMP)
+	$(PY) -m e2e.view
+
+test: lint semconv-check unit e2e
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
@@ -38,4 +54,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/privacy.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(E2E_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,1 @@
+"""End-to-end checks against real receivers (Arize Phoenix, the rotel collector)."""

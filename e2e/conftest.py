@@ -1,0 +1,36 @@
+"""Fixtures for the end-to-end checks: one Phoenix for the session, a project per test."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+import pytest
+
+from e2e.servers import Phoenix, phoenix_server
+
+_projects = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def phoenix() -> Iterator[Phoenix]:
+    """A real Phoenix server on free loopback ports, stopped at the end of the session."""
+    with phoenix_server() as server:
+        yield server
+
+
+@pytest.fixture
+def project(request: pytest.FixtureRequest) -> str:
+    """A fresh Phoenix project name for this test (chosen by the x-project-name header)."""
+    return f"e2e-{next(_projects)}-{request.node.name.replace('[', '-').replace(']', '')}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item) -> Iterator[None]:
+    """On a failure, print the tail of Phoenix's log under the test's report."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.failed and "phoenix" in getattr(item, "fixturenames", ()):
+        server = item.funcargs.get("phoenix")  # type: ignore[attr-defined]
+        if isinstance(server, Phoenix):
+            report.sections.append(("phoenix log (tail)", server.server.tail(60)))
