@@ -112,8 +112,8 @@ class Managed:
 class Phoenix:
     """`phoenix serve` on free loopback ports with a throw-away SQLite working dir."""
 
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        self.port = port if port is not None and port_is_free(port) else free_port()
         self.grpc_port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {
@@ -234,10 +234,10 @@ class Rotel:
 
 
 @contextlib.contextmanager
-def phoenix_server() -> Iterator[Phoenix]:
-    """A running Phoenix, stopped whatever happens."""
+def phoenix_server(port: int | None = None) -> Iterator[Phoenix]:
+    """A running Phoenix (on `port` when it is free), stopped whatever happens."""
     with tempfile.TemporaryDirectory(prefix="mv37-e2e-phoenix-") as workdir:
-        server = Phoenix(Path(workdir))
+        server = Phoenix(Path(workdir), port)
         try:
             yield server
         finally:

@@ -13,22 +13,18 @@ import threading
 
 from e2e.servers import phoenix_server, run_example
 
-PROJECT = "mv37-rollout-demo"
+PROJECT = "default"  # the project Phoenix opens on
 
 
 def main() -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with phoenix_server() as phoenix:
-        env = {
-            "ROLLOUT_BASE_URL": phoenix.url,
-            "OTEL_EXPORTER_OTLP_HEADERS": f"x-project-name={PROJECT}",
-            "ROLLOUT_CONSOLE": "false",
-        }
+    with phoenix_server(port=6006) as phoenix:  # Phoenix's usual port when it is free
+        env = {"ROLLOUT_BASE_URL": phoenix.url, "ROLLOUT_CONSOLE": "false"}
         for example in ("quickstart.py", "multi_agent.py", "error_example.py"):
             run_example(example, env)
         phoenix.wait_for_spans(PROJECT, 16)
-        print(f"\nPhoenix is running: {phoenix.url}/  (project {PROJECT!r})")
+        print(f"\nPhoenix is running: {phoenix.url}/  (the demo traces are in project {PROJECT!r})")
         print("Point your own app at it with ROLLOUT_BASE_URL=" + phoenix.url)
         print("Press Ctrl-C to stop.", flush=True)
         try:
