@@ -185,6 +185,27 @@ ROLLOUT_SIGNAL_NAME: Final = "rollout.signal.name"
 ROLLOUT_SIGNAL_VALUE: Final = "rollout.signal.value"
 """Value of the signal: bool, number, string, or JSON for a dict."""
 
+ROLLOUT_INTEGRATION_NAME: Final = "rollout.integration.name"
+"""Provider SDK integration that recorded the span (set by wrap())."""
+
+ROLLOUT_INTEGRATION_VERSION: Final = "rollout.integration.version"
+"""Version of the instrumented provider SDK package."""
+
+ROLLOUT_INTEGRATION_METHOD: Final = "rollout.integration.method"
+"""Client method the span records, relative to the client object."""
+
+ROLLOUT_LLM_RESPONSE_ID: Final = "rollout.llm.response_id"
+"""Provider's id of the model response."""
+
+ROLLOUT_LLM_FINISH_REASONS: Final = "rollout.llm.finish_reasons"
+"""Why the model stopped, one entry per choice, as the provider reports it."""
+
+ROLLOUT_LLM_STREAM_END_REASON: Final = "rollout.llm.stream.end_reason"
+"""How a streamed response ended: exhausted, closed, garbage_collected or error."""
+
+ROLLOUT_USAGE_CACHE_CREATION_TOKENS: Final = "rollout.usage.cache_creation_tokens"
+"""Input tokens written to the provider's prompt cache (included in input_tokens)."""
+
 GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
 """GenAI operation: invoke_agent, invoke_workflow, chat, execute_tool, retrieval or a span type."""
 
@@ -341,6 +362,57 @@ GEN_AI_EVALUATION_EXPLANATION: Final = "gen_ai.evaluation.explanation"
 TRACE_ANNOTATIONS: Final = "trace.annotations"
 """OpenInference annotation `trace.annotations.<N>.annotation.<field>` on a carrier span."""
 
+GEN_AI_RESPONSE_ID: Final = "gen_ai.response.id"
+"""Provider's id of the model response (mirror)."""
+
+GEN_AI_RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
+"""Finish reasons, one per choice (mirror)."""
+
+GEN_AI_REQUEST_MAX_TOKENS: Final = "gen_ai.request.max_tokens"
+"""Maximum number of tokens the model may generate."""
+
+GEN_AI_REQUEST_TOP_P: Final = "gen_ai.request.top_p"
+"""Nucleus sampling setting of the request."""
+
+GEN_AI_REQUEST_TOP_K: Final = "gen_ai.request.top_k"
+"""Top-k sampling setting of the request."""
+
+GEN_AI_REQUEST_STOP_SEQUENCES: Final = "gen_ai.request.stop_sequences"
+"""Sequences that stop generation."""
+
+GEN_AI_REQUEST_FREQUENCY_PENALTY: Final = "gen_ai.request.frequency_penalty"
+"""Frequency penalty of the request."""
+
+GEN_AI_REQUEST_PRESENCE_PENALTY: Final = "gen_ai.request.presence_penalty"
+"""Presence penalty of the request."""
+
+GEN_AI_REQUEST_SEED: Final = "gen_ai.request.seed"
+"""Seed of the request."""
+
+GEN_AI_REQUEST_CHOICE_COUNT: Final = "gen_ai.request.choice.count"
+"""Number of choices requested (set when not 1)."""
+
+GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation.input_tokens"
+"""Input tokens written to the prompt cache (mirror)."""
+
+GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
+"""Input messages as JSON in the GenAI messages schema (opt-in content)."""
+
+GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
+"""Output messages as JSON in the GenAI schema, with finish_reason (opt-in content)."""
+
+GEN_AI_SYSTEM_INSTRUCTIONS: Final = "gen_ai.system_instructions"
+"""System instructions given apart from the messages, as JSON parts (opt-in content)."""
+
+GEN_AI_TOOL_DEFINITIONS: Final = "gen_ai.tool.definitions"
+"""Tools offered to the model, as JSON (opt-in content)."""
+
+LLM_RESPONSE_MODEL_NAME: Final = "llm.response.model_name"
+"""Model that answered (mirror)."""
+
+LLM_TOKEN_COUNT_PROMPT_DETAILS_CACHE_WRITE: Final = "llm.token_count.prompt_details.cache_write"
+"""Prompt tokens written to the cache (mirror)."""
+
 EVENT_ROLLOUT_MESSAGE: Final = "rollout.message"
 """A conversation message."""
 
@@ -379,17 +451,32 @@ ATTRIBUTE_KEYS: Final = frozenset(
         "gen_ai.evaluation.name",
         "gen_ai.evaluation.score.label",
         "gen_ai.evaluation.score.value",
+        "gen_ai.input.messages",
         "gen_ai.operation.name",
+        "gen_ai.output.messages",
         "gen_ai.provider.name",
+        "gen_ai.request.choice.count",
+        "gen_ai.request.frequency_penalty",
+        "gen_ai.request.max_tokens",
         "gen_ai.request.model",
+        "gen_ai.request.presence_penalty",
+        "gen_ai.request.seed",
+        "gen_ai.request.stop_sequences",
         "gen_ai.request.stream",
         "gen_ai.request.temperature",
+        "gen_ai.request.top_k",
+        "gen_ai.request.top_p",
+        "gen_ai.response.finish_reasons",
+        "gen_ai.response.id",
         "gen_ai.response.model",
         "gen_ai.response.time_to_first_chunk",
+        "gen_ai.system_instructions",
         "gen_ai.tool.call.arguments",
         "gen_ai.tool.call.id",
         "gen_ai.tool.call.result",
+        "gen_ai.tool.definitions",
         "gen_ai.tool.name",
+        "gen_ai.usage.cache_creation.input_tokens",
         "gen_ai.usage.cache_read.input_tokens",
         "gen_ai.usage.input_tokens",
         "gen_ai.usage.output_tokens",
@@ -401,10 +488,12 @@ ATTRIBUTE_KEYS: Final = frozenset(
         "llm.invocation_parameters",
         "llm.model_name",
         "llm.provider",
+        "llm.response.model_name",
         "llm.token_count.completion",
         "llm.token_count.completion_details.reasoning",
         "llm.token_count.prompt",
         "llm.token_count.prompt_details.cache_read",
+        "llm.token_count.prompt_details.cache_write",
         "llm.token_count.total",
         "openinference.span.kind",
         "output.mime_type",
@@ -427,14 +516,20 @@ ATTRIBUTE_KEYS: Final = frozenset(
         "rollout.input.mime_type",
         "rollout.input.original_length",
         "rollout.input.truncated",
+        "rollout.integration.method",
+        "rollout.integration.name",
+        "rollout.integration.version",
         "rollout.llm.chunk.index",
         "rollout.llm.chunk.text",
+        "rollout.llm.finish_reasons",
         "rollout.llm.model",
         "rollout.llm.model_version",
         "rollout.llm.provider",
         "rollout.llm.reasoning_mode",
+        "rollout.llm.response_id",
         "rollout.llm.stream",
         "rollout.llm.stream.chunk_count",
+        "rollout.llm.stream.end_reason",
         "rollout.llm.stream.preview",
         "rollout.llm.temperature",
         "rollout.llm.time_to_first_chunk",
@@ -460,6 +555,7 @@ ATTRIBUTE_KEYS: Final = frozenset(
         "rollout.tool.status",
         "rollout.trace.external_id",
         "rollout.trace.name",
+        "rollout.usage.cache_creation_tokens",
         "rollout.usage.cached_tokens",
         "rollout.usage.cost_usd",
         "rollout.usage.input_tokens",

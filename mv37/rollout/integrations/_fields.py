@@ -1,0 +1,77 @@
+"""Read provider objects and plain dicts alike, and leave the caller's arguments untouched.
+
+Provider SDKs return pydantic models; gateways and users hand us dicts. Every adapter
+reads through `field`, so both shapes work. Request arguments may be one-shot
+iterables (generators): `sequence` only ever returns lists and tuples, so we never
+consume what the SDK still has to send.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+_UNSET_TYPES: Final = frozenset({"NotGiven", "Omit"})
+
+
+def field(obj: object, name: str) -> Any:
+    """`obj[name]` for a mapping, else `obj.name`; `None` when absent."""
+    if obj is None:
+        return None
+    if isinstance(obj, Mapping):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def given(value: object) -> bool:
+    """False for `None` and the SDKs' `NOT_GIVEN` / `omit` sentinels."""
+    return value is not None and type(value).__name__ not in _UNSET_TYPES
+
+
+def sequence(value: object) -> Sequence[Any] | None:
+    """`value` when it is a list or tuple (safe to read twice), else `None`."""
+    return value if isinstance(value, (list, tuple)) else None
+
+
+def as_int(value: object) -> int | None:
+    """An `int` for ints (not bools), else `None`."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int(value)
+    return None
+
+
+def as_float(value: object) -> float | None:
+    """A `float` for ints and floats (not bools), else `None`."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def as_str(value: object) -> str | None:
+    """The string itself (plain `str`, enums included), else `None`."""
+    return str(value) if isinstance(value, str) and value != "" else None
+
+
+def plain(value: object, depth: int = 0) -> object:
+    """A JSON-able copy of request options: primitives, lists, tuples and mappings.
+
+    Anything else (a generator, a client object) becomes its type name, so building
+    `llm.invocation_parameters` never iterates or calls into the caller's objects.
+    """
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if depth > 8:
+        return "..."
+    if isinstance(value, Mapping):
+        return {str(k): plain(v, depth + 1) for k, v in value.items() if given(v)}
+    if isinstance(value, (list, tuple)):
+        return [plain(v, depth + 1) for v in value]
+    if isinstance(value, type):
+        return value.__name__
+    dump = getattr(value, "model_dump", None)
+    if callable(dump) and not isinstance(value, type):
+        try:
+            return plain(dump(mode="json"), depth + 1)
+        except Exception:
+            return type(value).__name__
+    return type(value).__name__
