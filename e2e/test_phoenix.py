@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -22,8 +23,13 @@ def _env(phoenix: Phoenix, project: str) -> dict[str, str]:
     return {
         "ROLLOUT_BASE_URL": phoenix.url,
         "OTEL_EXPORTER_OTLP_HEADERS": f"x-project-name={project}",
-        "ROLLOUT_CONSOLE": "false",
+        # The console tree also prints, so we know the trace id that was sent.
+        "ROLLOUT_CONSOLE": "true",
     }
+
+
+def _sent_trace_ids(output: str) -> list[str]:
+    return re.findall(r"trace ([0-9a-f]{32})", output)
 
 
 def _one(spans: list[Span], name: str) -> Span:
@@ -40,9 +46,9 @@ def _events(span: Span, name: str) -> list[dict[str, Any]]:
     return [e["attributes"] for e in span.get("events", []) if e["name"] == name]
 
 
-def _assert_one_tree(spans: list[Span]) -> None:
-    """One trace id; every parent is a span of the set; exactly one root."""
-    assert len({s["context"]["trace_id"] for s in spans}) == 1
+def _assert_one_tree(spans: list[Span], output: str) -> None:
+    """The trace id that was sent; every parent is a span of the set; exactly one root."""
+    assert {s["context"]["trace_id"] for s in spans} == set(_sent_trace_ids(output))
     ids = {s["context"]["span_id"] for s in spans}
     roots = [s for s in spans if s["parent_id"] is None]
     assert len(roots) == 1, [s["name"] for s in roots]
@@ -50,10 +56,10 @@ def _assert_one_tree(spans: list[Span]) -> None:
 
 
 def test_quickstart_in_phoenix(phoenix: Phoenix, project: str) -> None:
-    run_example("quickstart.py", _env(phoenix, project))
+    output = run_example("quickstart.py", _env(phoenix, project))
     spans = phoenix.wait_for_spans(project, 5)
     assert len(spans) == 5
-    _assert_one_tree(spans)
+    _assert_one_tree(spans, output)
 
     agent = _one(spans, "invoke_agent support_agent")
     assert agent["span_kind"] == "AGENT"
@@ -107,10 +113,10 @@ def test_quickstart_in_phoenix(phoenix: Phoenix, project: str) -> None:
 
 
 def test_async_multi_agent_in_phoenix(phoenix: Phoenix, project: str) -> None:
-    run_example("multi_agent.py", _env(phoenix, project))
+    output = run_example("multi_agent.py", _env(phoenix, project))
     spans = phoenix.wait_for_spans(project, 9)
     assert len(spans) == 9
-    _assert_one_tree(spans)
+    _assert_one_tree(spans, output)
     desk = _one(spans, "invoke_agent travel_desk")
     assert desk["span_kind"] == "AGENT"
     assert _children(spans, desk) == ["invoke_agent flights_agent", "invoke_agent hotels_agent"]
@@ -141,7 +147,7 @@ def test_error_example_in_phoenix(phoenix: Phoenix, project: str) -> None:
     output = run_example("error_example.py", _env(phoenix, project))
     assert "handled: card declined" in output
     spans = phoenix.wait_for_spans(project, 2)
-    _assert_one_tree(spans)
+    _assert_one_tree(spans, output)
     for name in ("invoke_agent billing_agent", "execute_tool charge_card"):
         span = _one(spans, name)
         assert span["status_code"] == "ERROR"
