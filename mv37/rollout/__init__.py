@@ -33,10 +33,18 @@ from mv37.rollout._trace import Trace
 from mv37.rollout._types import EventAttributes, UsageDict, UserTraits
 from mv37.rollout._user import UserContext
 from mv37.rollout._version import __version__
+from mv37.rollout.integrations import (
+    MissingExtraError,
+    UnsupportedIntegrationError,
+    usage_from_anthropic,
+    usage_from_openai,
+    wrap,
+)
 
 __all__ = [
     "CheckResult",
     "EventAttributes",
+    "MissingExtraError",
     "Rollout",
     "RolloutConfig",
     "RolloutStats",
@@ -44,6 +52,7 @@ __all__ = [
     "Span",
     "ToolCall",
     "Trace",
+    "UnsupportedIntegrationError",
     "UsageDict",
     "UserContext",
     "UserTraits",
@@ -69,5 +78,8 @@ __all__ = [
     "task",
     "tool",
     "trace",
+    "usage_from_anthropic",
+    "usage_from_openai",
     "user",
+    "wrap",
 ]

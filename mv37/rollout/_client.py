@@ -6,7 +6,7 @@ import asyncio
 import weakref
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from opentelemetry import trace as otel_trace
 from opentelemetry.context import Context
@@ -49,6 +49,8 @@ from mv37.rollout._pipeline import Pipeline
 from mv37.rollout._stats import Counters, RolloutStats
 from mv37.rollout._trace import Trace
 from mv37.rollout._user import UserContext, UserFields, current_user
+
+T = TypeVar("T")
 
 _CONTEXT_FIELDS = ("user_id", "session_id", "conversation_id", "account_id")
 _MAX_EXTERNAL_IDS = 10_000
@@ -501,6 +503,18 @@ class Rollout:
                 send_outcome(self, kind, name, value, trace_id=ended, attributes=attributes)
         except Exception as exc:
             internal_error(kind, exc)
+
+    # -- integrations ---------------------------------------------------------------------
+
+    def wrap(self, obj: T, *, provider: str | None = None, **options: Any) -> T:
+        """Instrument one OpenAI/Anthropic client object with this client (see `rollout.wrap`).
+
+        Example:
+            >>> openai_client = client.wrap(OpenAI())  # doctest: +SKIP
+        """
+        from mv37.rollout.integrations import wrap
+
+        return wrap(obj, provider=provider, client=self, **options)
 
     # -- delivery -----------------------------------------------------------------------
 
