@@ -225,16 +225,15 @@ class LLMCall:
             attrs[sc.LLM_PROVIDER] = "azure"  # OpenInference's name for Azure OpenAI
         if request.params:
             attrs[sc.LLM_INVOCATION_PARAMETERS] = to_json_text(request.params)
+        if content:
+            system, messages = self.adapter.input_messages(kwargs)
+            room = attribute_room(otel) - len(attrs)
+            attrs.update(input_attributes(system, messages, self.limit, room))
+            tools = self.adapter.tools(kwargs)
+            if tools:
+                attrs.update(tool_attributes(tools, self.limit, room - len(attrs)))
         set_clean_attributes(otel, attrs)
-        if not content:
-            return
-        system, messages = self.adapter.input_messages(kwargs)
-        attrs = input_attributes(system, messages, self.limit, attribute_room(otel))
-        tools = self.adapter.tools(kwargs)
-        if tools:
-            attrs.update(tool_attributes(tools, self.limit, attribute_room(otel) - len(attrs)))
-        set_clean_attributes(otel, attrs)
-        if request.input_value is not None:
+        if content and request.input_value is not None:
             self.span.record_input(request.input_value)
 
     # -- the call -----------------------------------------------------------------------
@@ -318,18 +317,16 @@ class LLMCall:
             if stream_end is not None:
                 attrs[sc.ROLLOUT_LLM_STREAM_END_REASON] = stream_end
             if result is not None:
+                if result.usage:
+                    span.set_usage(**result.usage)
                 attrs.update(_result_attributes(result))
                 if result.error and failure is None:
                     failure = result.error
-            set_clean_attributes(span.otel_span, attrs)
-            if result is not None:
-                if result.usage:
-                    span.set_usage(**result.usage)
                 if self.content_out and result.messages:
-                    otel = span.otel_span
-                    room = attribute_room(otel)
-                    set_clean_attributes(otel, output_attributes(result.messages, self.limit, room))
+                    room = attribute_room(span.otel_span) - len(attrs)
+                    attrs.update(output_attributes(result.messages, self.limit, room))
                     output = output_value(result.messages)
+            set_clean_attributes(span.otel_span, attrs)
         except Exception as exc:
             internal_error(f"{self.adapter.method}: record response", exc)
         span.end(output=output, error=failure)

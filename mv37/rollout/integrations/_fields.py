@@ -14,12 +14,20 @@ from typing import Any, Final
 _UNSET_TYPES: Final = frozenset({"NotGiven", "Omit"})
 
 
+_IS_MAPPING: dict[type, bool] = {}
+"""Whether a type is a `Mapping`, cached: the ABC check costs more than the read itself."""
+
+
 def field(obj: object, name: str) -> Any:
     """`obj[name]` for a mapping, else `obj.name`; `None` when absent."""
-    if obj is None:
-        return None
-    if isinstance(obj, Mapping):
-        return obj.get(name)
+    cls = type(obj)
+    if cls is dict:
+        return obj.get(name)  # type: ignore[attr-defined]
+    mapping = _IS_MAPPING.get(cls)
+    if mapping is None:
+        mapping = _IS_MAPPING[cls] = isinstance(obj, Mapping)
+    if mapping:
+        return obj.get(name)  # type: ignore[attr-defined]
     return getattr(obj, name, None)
 
 
