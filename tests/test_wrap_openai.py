@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import openai
@@ -1022,37 +1023,52 @@ def test_unknown_provider_and_option_raise() -> None:
 class _DuckCompletions:
     """An OpenAI-compatible gateway's chat resource: plain dicts, a generator for streams."""
 
-    def __init__(self) -> None:
-        self.calls: list[dict[str, Any]] = []
-
     def create(self, **kwargs: Any) -> Any:
-        self.calls.append(kwargs)
         if kwargs.get("stream"):
             return iter(fp.sse_data("openai_chat_stream.sse"))
         return fp.fixture_json("openai_chat_completion.json")
 
 
+class _AsyncDuckCompletions:
+    """The same gateway, async: a coroutine, and an async generator for streams."""
+
+    async def create(self, **kwargs: Any) -> Any:
+        if kwargs.get("stream"):
+            return self._events()
+        return fp.fixture_json("openai_chat_completion.json")
+
+    async def _events(self) -> AsyncIterator[Any]:
+        for event in fp.sse_data("openai_chat_stream.sse"):
+            yield event
+
+
 class _DuckChat:
-    def __init__(self) -> None:
-        self.completions = _DuckCompletions()
+    def __init__(self, is_async: bool) -> None:
+        self.completions = _AsyncDuckCompletions() if is_async else _DuckCompletions()
 
 
 class GatewayClient:
     """Not an `openai.OpenAI`, but shaped like one."""
 
-    def __init__(self) -> None:
-        self.chat = _DuckChat()
+    def __init__(self, is_async: bool = False) -> None:
+        self.chat = _DuckChat(is_async)
 
 
-async def test_provider_forcing_on_a_duck_typed_gateway(captured: CapturedSpans) -> None:
+@KINDS
+async def test_provider_forcing_on_a_duck_typed_gateway(
+    captured: CapturedSpans, is_async: bool
+) -> None:
     """`provider="openai"` instruments a compatible client of another type (dict responses)."""
-    gateway = GatewayClient()
+    gateway = GatewayClient(is_async)
     with pytest.raises(UnsupportedIntegrationError, match="GatewayClient"):
         wrap(gateway)
 
     assert wrap(gateway, provider="openai") is gateway
-    result = gateway.chat.completions.create(model="gpt-4o", messages=CHAT_MESSAGES)
-    chunks = list(gateway.chat.completions.create(model="gpt-4o", messages=[], stream=True))
+    result = await fp.resolve(gateway.chat.completions.create(model="gpt-4o", messages=[]))
+    stream = await fp.resolve(
+        gateway.chat.completions.create(model="gpt-4o", messages=[], stream=True)
+    )
+    chunks = await fp.collect(stream)
 
     assert result == fp.fixture_json("openai_chat_completion.json")
     assert chunks == fp.sse_data("openai_chat_stream.sse")
@@ -1060,7 +1076,25 @@ async def test_provider_forcing_on_a_duck_typed_gateway(captured: CapturedSpans)
     assert first["attributes"][sc.ROLLOUT_USAGE_INPUT_TOKENS] == 1117
     assert first["attributes"][sc.ROLLOUT_OUTPUT] == "The capital of France is Paris."
     assert second["attributes"][sc.ROLLOUT_LLM_STREAM_PREVIEW] == "The capital of France is Paris."
+    assert second["attributes"][sc.ROLLOUT_LLM_STREAM_END_REASON] == "exhausted"
     assert second["attributes"][sc.ROLLOUT_USAGE_TOTAL_TOKENS] == 1124
+
+
+async def test_raw_response_calls_are_recorded_without_response_details(
+    captured: CapturedSpans,
+) -> None:
+    """`with_raw_response` reached after `wrap()` still works; its span has the request only."""
+    api = fp.FakeAPI()
+    api.reply("openai_chat_completion.json")
+    client = wrap(fp.openai_client(api, is_async=False))
+
+    raw = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=CHAT_MESSAGES)
+
+    assert raw.parse().id == CHAT_ID
+    llm = one_llm(captured)
+    assert llm["status"] == "UNSET"
+    assert llm["attributes"][sc.GEN_AI_REQUEST_MODEL] == "gpt-4o"
+    assert sc.GEN_AI_RESPONSE_ID not in llm["attributes"]
 
 
 def test_provider_forcing_without_any_method_raises() -> None:
