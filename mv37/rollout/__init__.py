@@ -36,9 +36,12 @@ from mv37.rollout._version import __version__
 from mv37.rollout.integrations import (
     MissingExtraError,
     UnsupportedIntegrationError,
+    instrument_openai_agents,
+    openai_agents_processor,
     usage_from_anthropic,
     usage_from_openai,
     wrap,
+    wrap_tools,
 )
 
 __all__ = [
@@ -70,6 +73,8 @@ __all__ = [
     "get_client",
     "identify_user",
     "init",
+    "instrument_openai_agents",
+    "openai_agents_processor",
     "resolve_config",
     "shutdown",
     "signal",
@@ -82,4 +87,5 @@ __all__ = [
     "usage_from_openai",
     "user",
     "wrap",
+    "wrap_tools",
 ]

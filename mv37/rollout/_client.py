@@ -72,6 +72,10 @@ class Rollout:
         self.config: RolloutConfig = resolve_config(**config)
         self.destination: Destination | None = resolve_destination(self.config)
         self._setup(passive=False)
+        if self.config.auto_instrument and not self.config.disabled:
+            from mv37.rollout.integrations._auto import enable
+
+            enable(self.config.auto_instrument, self)
 
     @classmethod
     def _passive(cls, config: RolloutConfig) -> Rollout:
@@ -515,6 +519,36 @@ class Rollout:
         from mv37.rollout.integrations import wrap
 
         return wrap(obj, provider=provider, client=self, **options)
+
+    def wrap_tools(
+        self,
+        tools: T,
+        *,
+        record_input: bool = True,
+        record_output: bool = True,
+        implicit_trace: bool = False,
+    ) -> T:
+        """Instrument a mapping or iterable of tool callables (see `rollout.wrap_tools`)."""
+        from mv37.rollout.integrations._toolset import wrap_tools
+
+        return wrap_tools(
+            tools,
+            record_input=record_input,
+            record_output=record_output,
+            implicit_trace=implicit_trace,
+        )
+
+    def instrument_openai_agents(self, *, replace: bool = False) -> Any:
+        """Send the OpenAI Agents SDK's traces to this client (see the module function)."""
+        from mv37.rollout.integrations._agents_bridge import instrument_openai_agents
+
+        return instrument_openai_agents(replace=replace, client=self)
+
+    def openai_agents_processor(self) -> Any:
+        """An OpenAI Agents SDK tracing processor recording into this client."""
+        from mv37.rollout.integrations._agents_bridge import openai_agents_processor
+
+        return openai_agents_processor(client=self)
 
     # -- delivery -----------------------------------------------------------------------
 

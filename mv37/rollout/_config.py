@@ -72,7 +72,7 @@ class RolloutConfig:
     capture_content: bool | None = field(default=None, metadata=_env("ROLLOUT_CAPTURE_CONTENT"))
     capture_stream_chunks: bool = False
     stream_preview_chars: int = 4096
-    auto_instrument: tuple[str, ...] = ()
+    auto_instrument: tuple[str, ...] = field(default=(), metadata=_env("ROLLOUT_AUTO_INSTRUMENT"))
     # OpenTelemetry-native options (DESIGN.md).
     tracer_provider: TracerProvider | None = None
     span_processors: tuple[SpanProcessor, ...] = ()
@@ -169,7 +169,14 @@ def _coerce(name: str, raw: object, source: str) -> object:
     default = _FIELDS[name].default
     if name in ("span_processors", "span_exporters"):
         return tuple(raw) if isinstance(raw, Iterable) else (raw,)
-    if name in ("auto_instrument", "scrub_keys", "scrub_allow_keys"):
+    if name == "auto_instrument":
+        from mv37.rollout.integrations._auto import validate
+
+        try:
+            return validate(_parse_names(raw, source))
+        except ValueError as exc:
+            raise ValueError(f"{source}: {exc}") from None
+    if name in ("scrub_keys", "scrub_allow_keys"):
         return _parse_names(raw, source)
     if name == "scrub_patterns":
         patterns = (

@@ -1,0 +1,61 @@
+"""`auto_instrument`: integrations switched on by name at init()."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+import mv37.rollout as rollout
+from mv37.rollout.integrations import _agents_bridge as bridge
+from mv37.rollout.integrations._errors import MissingExtraError
+
+
+@pytest.fixture(autouse=True)
+def _fresh_registration() -> Iterator[None]:
+    bridge._registration.processor = None
+    bridge._registration.added = False
+    yield
+    bridge._registration.processor = None
+    bridge._registration.added = False
+
+
+@pytest.mark.parametrize("value", [["nope"], "openai_agents,nope"])
+def test_unknown_names_are_a_value_error_listing_the_known_ones(value: object) -> None:
+    with pytest.raises(ValueError, match=r"auto_instrument.*nope.*known: openai_agents"):
+        rollout.init(auto_instrument=value)
+
+
+def test_the_env_var_is_read_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROLLOUT_AUTO_INSTRUMENT", "langchain")
+    with pytest.raises(ValueError, match="ROLLOUT_AUTO_INSTRUMENT"):
+        rollout.init()
+
+
+def test_openai_agents_is_enabled_at_init(monkeypatch: pytest.MonkeyPatch) -> None:
+    agents = pytest.importorskip(
+        "agents", reason="needs the openai-agents extra: pip install 'mv37-rollout[openai-agents]'"
+    )
+    provider = agents.tracing.get_trace_provider()
+    before = list(provider._multi_processor._processors)
+    agents.set_trace_processors([])
+    try:
+        rollout.init(auto_instrument="openai-agents, openai", console=False)
+        processors = list(provider._multi_processor._processors)
+        assert processors == [bridge._registration.processor]
+        assert isinstance(processors[0], agents.TracingProcessor)
+    finally:
+        agents.set_trace_processors(before)
+
+
+def test_a_missing_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "agents", None)
+    with pytest.raises(MissingExtraError, match=r"pip install 'mv37-rollout\[openai-agents\]'"):
+        rollout.init(auto_instrument=["openai_agents"])
+
+
+def test_openai_and_anthropic_names_patch_nothing() -> None:
+    rollout.init(auto_instrument=["openai", "anthropic"], console=False)
+    assert bridge._registration.processor is None
+    assert "openai" not in sys.modules or not hasattr(sys.modules["openai"], "_mv37_rollout")
