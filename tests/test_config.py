@@ -49,12 +49,19 @@ API_ARGUMENTS: dict[str, str | None] = {
     "send_default_pii": None,
     "capture_stream_chunks": None,
     "stream_preview_chars": None,
-    "auto_instrument": None,
+    "auto_instrument": "ROLLOUT_AUTO_INSTRUMENT",
 }
 
 # The OTel-native options and extra env vars the README documents.
 README_ARGUMENTS: dict[str, str | None] = {
     "console": "ROLLOUT_CONSOLE",
+    "default_scrubbing": "ROLLOUT_DEFAULT_SCRUBBING",
+    "capture_inputs": "ROLLOUT_CAPTURE_INPUTS",
+    "capture_outputs": "ROLLOUT_CAPTURE_OUTPUTS",
+    "capture_content": "ROLLOUT_CAPTURE_CONTENT",
+    "scrub_keys": None,
+    "scrub_patterns": None,
+    "scrub_allow_keys": None,
     "max_payload_chars": "ROLLOUT_MAX_PAYLOAD_CHARS",
     "tracer_provider": None,
     "span_processors": None,
@@ -105,6 +112,13 @@ def _valid_value(name: str) -> tuple[object, object]:
         "capture_stream_chunks": (True, True),
         "stream_preview_chars": (128, 128),
         "auto_instrument": ("openai", ("openai",)),
+        "default_scrubbing": (False, False),
+        "capture_inputs": (False, False),
+        "capture_outputs": (False, False),
+        "capture_content": (False, False),
+        "scrub_keys": (["tenant_pin"], ("tenant_pin",)),
+        "scrub_patterns": ([r"ACME-\d+"], (r"ACME-\d+",)),
+        "scrub_allow_keys": (["token_type"], ("token_type",)),
         "console": (False, False),
         "max_payload_chars": (1000, 1000),
         "tracer_provider": (provider, provider),
@@ -224,6 +238,11 @@ ENV_CASES: list[tuple[str, str, str, object]] = [
     ("disabled", "ROLLOUT_DISABLED", "1", True),
     ("console", "ROLLOUT_CONSOLE", "off", False),
     ("max_payload_chars", "ROLLOUT_MAX_PAYLOAD_CHARS", "2048", 2048),
+    ("auto_instrument", "ROLLOUT_AUTO_INSTRUMENT", "openai, anthropic", ("openai", "anthropic")),
+    ("default_scrubbing", "ROLLOUT_DEFAULT_SCRUBBING", "false", False),
+    ("capture_inputs", "ROLLOUT_CAPTURE_INPUTS", "no", False),
+    ("capture_outputs", "ROLLOUT_CAPTURE_OUTPUTS", "0", False),
+    ("capture_content", "ROLLOUT_CAPTURE_CONTENT", "off", False),
 ]
 
 
@@ -255,7 +274,8 @@ def test_resolve_config_accepts_an_explicit_environment_mapping() -> None:
 STRING_FIELDS = [
     (name, env)
     for name, env in API_ARGUMENTS.items()
-    if env is not None and name not in ("sample_rate", "debug", "disabled", "base_url")
+    if env is not None
+    and name not in ("sample_rate", "debug", "disabled", "base_url", "auto_instrument")
 ]
 
 
@@ -637,11 +657,11 @@ def test_get_client_before_init_ignores_invalid_env_with_a_warning(
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        ("a, b", ("a", "b")),
-        ("a,b", ("a", "b")),
-        (" a ,b, ", ("a", "b")),
-        (["a", "b"], ("a", "b")),
-        (("a", "b"), ("a", "b")),
+        ("openai, anthropic", ("openai", "anthropic")),
+        ("openai,anthropic", ("openai", "anthropic")),
+        (" openai ,Anthropic, ", ("openai", "anthropic")),
+        (["openai", "openai-agents"], ("openai", "openai_agents")),
+        (("openai", "anthropic"), ("openai", "anthropic")),
         ("openai", ("openai",)),
     ],
 )
