@@ -6,9 +6,15 @@ as plain dicts, and usage objects alone. Missing counts are absent, never zero.
 
 from __future__ import annotations
 
+import pytest
+
+pytest.importorskip("openai", reason="needs the openai extra: pip install 'mv37-rollout[openai]'")
+pytest.importorskip(
+    "anthropic", reason="needs the anthropic extra: pip install 'mv37-rollout[anthropic]'"
+)
+
 from typing import TYPE_CHECKING, Any
 
-import pytest
 from anthropic.types import Message, RawMessageDeltaEvent, RawMessageStartEvent
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response, ResponseCompletedEvent

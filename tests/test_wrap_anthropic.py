@@ -7,13 +7,18 @@ unwrapped client on the same transport.
 
 from __future__ import annotations
 
+import pytest
+
+pytest.importorskip(
+    "anthropic", reason="needs the anthropic extra: pip install 'mv37-rollout[anthropic]'"
+)
+
 import gc
 import json
 import sys
 from typing import TYPE_CHECKING, Any
 
 import anthropic
-import pytest
 from anthropic.lib.streaming import AsyncMessageStream, MessageStream
 from anthropic.types import Message
 

@@ -8,6 +8,10 @@ transport.
 
 from __future__ import annotations
 
+import pytest
+
+pytest.importorskip("openai", reason="needs the openai extra: pip install 'mv37-rollout[openai]'")
+
 import gc
 import json
 import os
@@ -17,7 +21,6 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import openai
-import pytest
 from openai.types.chat import ChatCompletion
 from openai.types.responses import Response
 
