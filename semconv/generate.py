@@ -411,6 +411,8 @@ def render_python(registry: Registry) -> str:
     lines.append("")
     prefixes = [_py_string(a.key + ".", a.key) for a in registry.attributes if a.is_template]
     prefix_tuple = f"({prefixes[0]},)" if len(prefixes) == 1 else f"({', '.join(prefixes)})"
+    if len(f"TEMPLATE_PREFIXES: Final = {prefix_tuple}") > 100:
+        prefix_tuple = "(\n" + "".join(f"    {p},\n" for p in prefixes) + ")"
     lines += [
         f"TEMPLATE_PREFIXES: Final = {prefix_tuple}",
         '"""Prefixes of template attributes: a key under one of them is registered."""',

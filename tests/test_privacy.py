@@ -495,3 +495,15 @@ def test_the_console_tree_is_scrubbed_too(capsys: pytest.CaptureFixture[str]) ->
     assert "login" in err
     assert "hunter2-secret" not in err
     assert SECRETS["openai"] not in err
+
+
+def test_stream_chunks_keep_no_text_when_content_is_off() -> None:
+    with capture_spans(capture_content=False, capture_stream_chunks=True) as captured:
+        with rollout.trace("run") as trace, trace.llm("chat", model="m", stream=True) as llm:
+            llm.record_chunk("secret ")
+            llm.record_chunk("words")
+        attrs = _attrs(captured.exporter, "chat m")
+        span = next(s for s in captured.exporter.get_finished_spans() if s.name == "chat m")
+    assert attrs[sc.ROLLOUT_LLM_STREAM_CHUNK_COUNT] == 2
+    assert "secret" not in str(attrs.get(sc.ROLLOUT_LLM_STREAM_PREVIEW, ""))
+    assert not [e for e in span.events if e.name == sc.EVENT_ROLLOUT_LLM_CHUNK]

@@ -222,7 +222,13 @@ def test_events_reference_registered_attributes() -> None:
             assert semconv.is_registered_attribute(key), (event.name, key)
     plain = {a.key for a in registry.attributes if not a.is_template}
     assert plain == semconv.ATTRIBUTE_KEYS
-    assert semconv.TEMPLATE_PREFIXES == ("rollout.attributes.", "trace.annotations.")
+    assert set(semconv.TEMPLATE_PREFIXES) == {
+        "rollout.attributes.",
+        "trace.annotations.",
+        "llm.input_messages.",
+        "llm.output_messages.",
+        "llm.tools.",
+    }
 
 
 def test_is_registered_attribute() -> None:

@@ -122,6 +122,15 @@ async def test_chat_completion_records_every_attribute(
     }
     for key in (sc.GEN_AI_INPUT_MESSAGES, sc.GEN_AI_OUTPUT_MESSAGES, sc.LLM_INVOCATION_PARAMETERS):
         attrs.pop(key)
+    flattened = {k: attrs.pop(k) for k in list(attrs) if k.startswith(OI_TEMPLATES)}
+    assert flattened == {
+        "llm.input_messages.0.message.role": "system",
+        "llm.input_messages.0.message.content": CHAT_MESSAGES[0]["content"],
+        "llm.input_messages.1.message.role": "user",
+        "llm.input_messages.1.message.content": CHAT_MESSAGES[1]["content"],
+        "llm.output_messages.0.message.role": "assistant",
+        "llm.output_messages.0.message.content": "The capital of France is Paris.",
+    }
     assert attrs == {
         sc.ROLLOUT_SPAN_TYPE: "llm",
         sc.ROLLOUT_SPAN_NAME: "openai.chat.completions.create",
@@ -356,10 +365,10 @@ async def test_openinference_flattened_messages_once_registered(captured: Captur
     }
 
 
-async def test_openinference_keys_are_not_written_until_registered(
+async def test_openinference_keys_are_written_now_that_they_are_registered(
     captured: CapturedSpans,
 ) -> None:
-    """Without the templates in semconv/, no unregistered `llm.input_messages.*` key appears."""
+    """The templates are in semconv/, so the flattened `llm.input_messages.*` keys appear."""
     api = fp.FakeAPI()
     api.reply("openai_chat_completion.json")
     client = wrap(fp.openai_client(api, is_async=False))
@@ -367,7 +376,8 @@ async def test_openinference_keys_are_not_written_until_registered(
     client.chat.completions.create(model="gpt-4o", messages=CHAT_MESSAGES)
 
     attrs = one_llm(captured)["attributes"]
-    assert not [k for k in attrs if k.startswith(OI_TEMPLATES)]
+    assert attrs["llm.input_messages.0.message.role"] == "system"
+    assert attrs["llm.output_messages.0.message.role"] == "assistant"
 
 
 @pytest.mark.usefixtures("openinference_registered")

@@ -255,7 +255,11 @@ class Span(_Scope):
             internal_error("set_usage", exc)
 
     def record_chunk(self, text: str) -> None:
-        """One streamed chunk: keeps a rolling preview, every chunk only when configured."""
+        """One streamed chunk: keeps a rolling preview, every chunk only when configured.
+
+        With message content off (`capture_content=False`), only the count and the time to
+        the first chunk are kept.
+        """
         if not self._recording or self._ended:
             return
         try:
@@ -263,10 +267,11 @@ class Span(_Scope):
             stream = self._stream
             if stream is None:
                 stream = self._stream = _Stream(time.time_ns())
+            content = config.content_enabled
             text = text if isinstance(text, str) else str(text)
-            keep = config.stream_preview_chars
+            keep = config.stream_preview_chars if content else 0
             stream.preview = (stream.preview + text)[-keep:] if keep > 0 else ""
-            if config.capture_stream_chunks:
+            if config.capture_stream_chunks and content:
                 _events.chunk(self._otel, text, stream.chunks, config.max_payload_chars)
             stream.chunks += 1
         except Exception as exc:

@@ -413,6 +413,15 @@ LLM_RESPONSE_MODEL_NAME: Final = "llm.response.model_name"
 LLM_TOKEN_COUNT_PROMPT_DETAILS_CACHE_WRITE: Final = "llm.token_count.prompt_details.cache_write"
 """Prompt tokens written to the cache (mirror)."""
 
+LLM_INPUT_MESSAGES: Final = "llm.input_messages"
+"""OpenInference input messages `llm.input_messages.<N>.message.<field>` (mirror)."""
+
+LLM_OUTPUT_MESSAGES: Final = "llm.output_messages"
+"""OpenInference output messages `llm.output_messages.<N>.message.<field>` (mirror)."""
+
+LLM_TOOLS: Final = "llm.tools"
+"""OpenInference tool definitions `llm.tools.<N>.tool.json_schema` (mirror)."""
+
 EVENT_ROLLOUT_MESSAGE: Final = "rollout.message"
 """A conversation message."""
 
@@ -574,7 +583,13 @@ ATTRIBUTE_KEYS: Final = frozenset(
 )
 """Every registered attribute key except templates."""
 
-TEMPLATE_PREFIXES: Final = ("rollout.attributes.", "trace.annotations.")
+TEMPLATE_PREFIXES: Final = (
+    "rollout.attributes.",
+    "trace.annotations.",
+    "llm.input_messages.",
+    "llm.output_messages.",
+    "llm.tools.",
+)
 """Prefixes of template attributes: a key under one of them is registered."""
 
 EVENT_NAMES: Final = frozenset(
