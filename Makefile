@@ -66,6 +66,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/export.py
 	$(PY) benchmarks/privacy.py
+	$(PY) benchmarks/providers.py
 
 clean:
 	rm -rf $(VENV) $(BASE_VENV) $(E2E_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
