@@ -212,3 +212,21 @@ def test_missing_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setitem(sys.modules, "agents", None)
     with pytest.raises(MissingExtraError, match=r"mv37-rollout\[openai-agents\]"):
         rollout.openai_agents_processor()
+
+
+def test_handoffs_become_handoff_spans(captured: CapturedSpans) -> None:
+    rollout.instrument_openai_agents()
+    specialist = Agent(name="billing", instructions="bill", model=FakeModel([[_message("paid")]]))
+    triage = Agent(
+        name="triage",
+        instructions="route",
+        handoffs=[specialist],
+        model=FakeModel([[_call("transfer_to_billing", "{}")]]),
+    )
+    assert _run(triage, "I want to pay") == "paid"
+    (handoff,) = _by_type(captured, "handoff")
+    assert handoff["attributes"]["rollout.attributes.from_agent"] == "triage"
+    assert handoff["attributes"]["rollout.attributes.to_agent"] == "billing"
+    names = {s["name"] for s in _by_type(captured, "agent")}
+    assert names == {"invoke_agent triage", "invoke_agent billing"}
+    assert len({s["trace_id"] for s in captured.as_dicts()}) == 1

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 
+from mv37.rollout import semconv as sc
 from mv37.rollout._attributes import (
     LLM,
     TOOL,
@@ -206,6 +207,13 @@ class RolloutAgentsProcessor:
                     usage = _usage(getattr(response, "usage", None))
                     if usage:
                         ours.set_usage(**usage)
+            elif kind in ("handoff", "guardrail"):
+                # Known only at the end: the handoff's target, whether the guardrail tripped.
+                _, name, extra = _describe(data)
+                ours._set(user_attributes(extra, 4096))
+                if kind == "handoff":
+                    ours.otel_span.update_name(f"handoff {name}")
+                    ours._set({sc.ROLLOUT_SPAN_NAME: name})
             error = getattr(span, "error", None)
             if error:
                 message = error.get("message") if isinstance(error, dict) else str(error)
