@@ -52,7 +52,7 @@ unit: $(STAMP)
 # The suite again without openai/anthropic/openai-agents: the provider tests skip
 # (saying why) and everything else must pass.
 unit-base: $(BASE_STAMP)
-	$(BASE_VENV)/bin/python -m pytest -p no:cacheprovider -q -rs -x
+	$(BASE_VENV)/bin/python -m pytest -p no:cacheprovider -rs -x
 
 e2e: $(STAMP) $(E2E_STAMP)
 	$(PY) -m pytest -p no:cacheprovider e2e
