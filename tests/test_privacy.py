@@ -507,3 +507,14 @@ def test_stream_chunks_keep_no_text_when_content_is_off() -> None:
     assert attrs[sc.ROLLOUT_LLM_STREAM_CHUNK_COUNT] == 2
     assert "secret" not in str(attrs.get(sc.ROLLOUT_LLM_STREAM_PREVIEW, ""))
     assert not [e for e in span.events if e.name == sc.EVENT_ROLLOUT_LLM_CHUNK]
+
+
+def test_short_traits_are_still_masked() -> None:
+    with capture_spans() as captured:
+        with rollout.trace("run") as trace:
+            trace.identify_user("u-1", traits={"name": "A"}, account_traits={"ip": "1"})
+        span = captured.exporter.get_finished_spans()[0]
+    event = next(e for e in span.events if e.name == sc.EVENT_ROLLOUT_IDENTIFY)
+    attrs = event.attributes or {}
+    assert json.loads(str(attrs[sc.ROLLOUT_USER_TRAITS])) == {"name": REDACTED}
+    assert json.loads(str(attrs[sc.ROLLOUT_ACCOUNT_TRAITS])) == {"ip": REDACTED}

@@ -332,9 +332,21 @@ class Redactor:
         # Our mirrors share one string object, and a passthrough tool's output often
         # equals its input: each distinct text is scanned once per span.
         seen: dict[str, tuple[str, int]] = {}
+        cache = self._cache
+        shortest = 0 if self._extra else _MIN_SECRET  # shorter strings hold no credential
         for key, value in attributes.items():
+            secret = cache.get(key)
+            if secret is None:
+                secret = self.secret_key(key)
+            if (
+                not secret
+                and value.__class__ is str
+                and len(value) < shortest
+                and key not in _TRAIT_KEYS
+            ):
+                continue  # the common case: a short value under an ordinary key
             new = value
-            if self.secret_key(key):
+            if secret:
                 if value not in ("", REDACTED):
                     new, n = REDACTED, 1
                 else:
