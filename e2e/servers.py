@@ -121,8 +121,9 @@ class Phoenix:
             "PHOENIX_WORKING_DIR": str(workdir),
             "PHOENIX_HOST": "127.0.0.1",
             "PHOENIX_PORT": str(self.port),
+            # Phoenix (20.x) binds its gRPC receiver on all interfaces with no setting to
+            # change that; a free port keeps it off 4317, and nothing talks to it.
             "PHOENIX_GRPC_PORT": str(self.grpc_port),
-            "PHOENIX_GRPC_HOST": "127.0.0.1",
             "PHOENIX_TELEMETRY_ENABLED": "false",
             "PHOENIX_ALLOW_EXTERNAL_RESOURCES": "false",
         }
