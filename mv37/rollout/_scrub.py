@@ -96,7 +96,7 @@ _CREDENTIALS: Final = (
     # (trigger looked up in the lower-cased text, or None: the pattern starts with a
     # literal, which the regex engine finds as fast as `in`)
     (None, r"sk-[A-Za-z0-9][A-Za-z0-9_\-]{15,}"),
-    ("bearer", r"(?i)(?<=bearer )[A-Za-z0-9._~+/=\-]{8,}"),
+    ("bearer", r"(?i:(?<=bearer ))[A-Za-z0-9._~+/=\-]{8,}"),
     (None, r"AKIA[0-9A-Z]{16}"),
     (None, r"ASIA[0-9A-Z]{16}"),
     (None, r"eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),
@@ -129,6 +129,7 @@ _EMAIL: Final = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 _TRAIT_KEYS: Final = frozenset({sc.ROLLOUT_USER_TRAITS, sc.ROLLOUT_ACCOUNT_TRAITS})
 _MAX_CACHE: Final = 4096
 _MIN_SECRET: Final = 15  # "Bearer " + 8 characters, the shortest built-in credential
+_SHORT_TEXT: Final = 512
 _CLEAN_CACHE_CHARS: Final = 256  # span names, types, ids, models repeat across spans
 
 
@@ -173,8 +174,17 @@ class Redactor:
             else ()
         )
         self._extra = tuple(re.compile(pattern) for pattern in extra_patterns)
+        # Short strings: one combined search says whether any pattern could apply at all
+        # (cheaper than a pass per pattern below ~0.5 kB; longer ones use the passes).
+        everything = [p.pattern for _, p in self._credentials] + [p.pattern for p in self._extra]
+        self._any_credential = re.compile("|".join(everything)) if everything else None
         self._key_triggers = (_KEY_TRIGGERS if enabled else ()) + tuple(
             w for w in self._words - SECRET_WORDS
+        )
+        self._any_key = (
+            re.compile("|".join(re.escape(t) for t in self._key_triggers))
+            if self._key_triggers
+            else None
         )
         self._cache: dict[str, bool] = {}
         self._clean: dict[str, None] = {}  # short strings already found clean
@@ -233,14 +243,21 @@ class Redactor:
         count = 0
         lower = text.lower()
         # Secret keys first: a value they mask whole is not counted again below.
+        short = len(text) <= _SHORT_TEXT
         if (
-            self._key_triggers
+            self._any_key is not None
             and ('":' in text or '" :' in text)
-            and any(trigger in lower for trigger in self._key_triggers)
+            and (
+                self._any_key.search(lower) is not None
+                if short
+                else any(trigger in lower for trigger in self._key_triggers)
+            )
         ):
             text, count = self._json_keys(text)
             if count:
                 lower = text.lower()
+        if short and (self._any_credential is None or self._any_credential.search(text) is None):
+            return text, count
         for trigger, pattern in self._credentials:
             if trigger is None or trigger in lower:
                 text, n = pattern.subn(REDACTED, text)
