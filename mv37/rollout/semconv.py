@@ -206,6 +206,24 @@ ROLLOUT_LLM_STREAM_END_REASON: Final = "rollout.llm.stream.end_reason"
 ROLLOUT_USAGE_CACHE_CREATION_TOKENS: Final = "rollout.usage.cache_creation_tokens"
 """Input tokens written to the provider's prompt cache (included in input_tokens)."""
 
+ROLLOUT_AGENT_TOOLS: Final = "rollout.agent.tools"
+"""Names of the tools an agent span's agent could call (OpenAI Agents SDK)."""
+
+ROLLOUT_AGENT_HANDOFFS: Final = "rollout.agent.handoffs"
+"""Names of the agents an agent span's agent could hand off to."""
+
+ROLLOUT_AGENT_OUTPUT_TYPE: Final = "rollout.agent.output_type"
+"""Name of the output type an agent span's agent produces."""
+
+ROLLOUT_HANDOFF_FROM_AGENT: Final = "rollout.handoff.from_agent"
+"""Agent that handed the conversation off (handoff spans)."""
+
+ROLLOUT_HANDOFF_TO_AGENT: Final = "rollout.handoff.to_agent"
+"""Agent the conversation was handed off to (handoff spans)."""
+
+ROLLOUT_GUARDRAIL_TRIGGERED: Final = "rollout.guardrail.triggered"
+"""Whether a guardrail's tripwire was triggered (guardrail spans)."""
+
 GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
 """GenAI operation: invoke_agent, invoke_workflow, chat, execute_tool, retrieval or a span type."""
 
@@ -509,8 +527,11 @@ ATTRIBUTE_KEYS: Final = frozenset(
         "output.value",
         "rollout.account.id",
         "rollout.account.traits",
+        "rollout.agent.handoffs",
         "rollout.agent.id",
         "rollout.agent.name",
+        "rollout.agent.output_type",
+        "rollout.agent.tools",
         "rollout.agent.version",
         "rollout.context.used_tokens",
         "rollout.context.utilization",
@@ -521,6 +542,9 @@ ATTRIBUTE_KEYS: Final = frozenset(
         "rollout.error.type",
         "rollout.feedback.name",
         "rollout.feedback.value",
+        "rollout.guardrail.triggered",
+        "rollout.handoff.from_agent",
+        "rollout.handoff.to_agent",
         "rollout.input",
         "rollout.input.mime_type",
         "rollout.input.original_length",
