@@ -1,17 +1,33 @@
 """OpenAI Agents SDK bridge: its traces and spans become Rollout traces and spans.
 
 A tracing processor registered with the `agents` package maps each of its traces to a
-Rollout trace and each of its spans to a Rollout span in the same OTel trace as the
-code around the run (a Rollout trace or another instrumentation's span):
+Rollout trace and each of its spans to a Rollout span, in the same OTel trace as the
+code around the run (a Rollout trace or another instrumentation's span). Nesting
+follows the SDK's parent ids; spans start with an explicit parent, so callbacks from
+other tasks or threads nest correctly.
 
-| agents span data | Rollout span type | name |
-|---|---|---|
-| `AgentSpanData` | `agent` | the agent's name |
-| `GenerationSpanData`, `ResponseSpanData` | `llm` | the model |
-| `FunctionSpanData` | `tool` | the function's name |
-| `HandoffSpanData` | `handoff` | `from -> to` |
-| `GuardrailSpanData` | `guardrail` | the guardrail's name |
-| anything else | `span` | its name or type |
+| agents | Rollout span type | OTel name | recorded |
+|---|---|---|---|
+| `Trace` | `trace` | `invoke_workflow {workflow}` | see below |
+| `TaskSpanData` | `task` | the workflow name | |
+| `AgentSpanData` | `agent` | `invoke_agent {agent}` | agent name, tools, handoffs, output type |
+| `TurnSpanData` | `turn` | `turn {n}` | |
+| `GenerationSpanData` | `llm` | `chat {model}` | model, model config, messages, usage |
+| `ResponseSpanData` | `llm` | `chat {model}` | response id and model, messages, usage |
+| `FunctionSpanData` | `tool` | `execute_tool {name}` | arguments, result |
+| `HandoffSpanData` | `handoff` | `handoff {from} -> {to}` | from/to agent |
+| `GuardrailSpanData` | `guardrail` | `guardrail {name}` | whether it tripped |
+| `CustomSpanData` | `span` | its name | its data as attributes |
+| anything else | the SDK's type | its name or type | |
+
+The trace records the group id as conversation id, the metadata as attributes (with
+`user_id`, `session_id`, `conversation_id`, `account_id` promoted to trace context) and
+the SDK's trace id as `external_trace_id`, so `rollout.feedback(...,
+external_trace_id=...)` finds it. Usage is taken from the model spans only (task and
+turn spans repeat it), so trace totals count each call once.
+
+A span the SDK ended with an error (`span.error`) ends with status ERROR. Callbacks
+never raise into the SDK.
 
 Example:
     >>> import mv37.rollout as rollout
@@ -22,33 +38,34 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from opentelemetry import context as otel_context
 
-from mv37.rollout import semconv as sc
-from mv37.rollout._attributes import (
-    LLM,
-    TOOL,
-    llm_attributes,
-    plan_span,
-    type_attributes,
-    user_attributes,
-)
+from mv37.rollout._attributes import TOOL, TRACE, plan_span
 from mv37.rollout._context import context_with
 from mv37.rollout._diagnostics import internal_error
 from mv37.rollout._span import Span, ToolCall
+from mv37.rollout.integrations._agents_mapping import describe, error_message, otel_name, record_end
 from mv37.rollout.integrations._errors import MissingExtraError
+from mv37.rollout.integrations._fields import as_str
 
 if TYPE_CHECKING:
+    from agents.tracing import Span as AgentsSpan
+    from agents.tracing import Trace as AgentsTrace
+    from agents.tracing import TracingProcessor
+
     from mv37.rollout._client import Rollout
     from mv37.rollout._trace import Trace
 
-EXTRA = "openai-agents"
+EXTRA: Final = "openai-agents"
 
 
-def _agents() -> Any:
+def _agents() -> ModuleType:
     try:
         import agents
     except ImportError as exc:
@@ -56,94 +73,62 @@ def _agents() -> Any:
     return agents
 
 
-def _client(client: Rollout | None) -> Rollout:
-    if client is not None:
-        return client
-    from mv37.rollout._global import get_client
-
-    return get_client()
+def _is_shut_down(client: Rollout) -> bool:
+    pipeline = getattr(client, "_pipeline", None)
+    return bool(getattr(pipeline, "_shut", False))
 
 
-def _usage(raw: Any) -> dict[str, int]:
-    """Token counts from an agents usage dict or an OpenAI usage object."""
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        from mv37.rollout.integrations import usage_from_openai
-
-        return {k: int(v) for k, v in usage_from_openai(raw).items() if isinstance(v, (int, float))}
-    out: dict[str, int] = {}
-    for ours, theirs in (
-        ("input_tokens", ("input_tokens", "prompt_tokens")),
-        ("output_tokens", ("output_tokens", "completion_tokens")),
-        ("total_tokens", ("total_tokens",)),
-    ):
-        for key in theirs:
-            if isinstance(raw.get(key), int):
-                out[ours] = raw[key]
-                break
-    return out
-
-
-def _describe(data: Any) -> tuple[str, str, dict[str, Any]]:
-    """(Rollout span type, name, extra user attributes) for an agents span data."""
-    kind = getattr(data, "type", "span")
-    if kind == "agent":
-        extra = {
-            key: value
-            for key in ("handoffs", "tools", "output_type")
-            if (value := getattr(data, key, None))
-        }
-        return "agent", str(data.name), extra
-    if kind == "generation":
-        return LLM, str(getattr(data, "model", None) or "generation"), {}
-    if kind == "response":
-        response = getattr(data, "response", None)
-        return LLM, str(getattr(response, "model", None) or "response"), {}
-    if kind == "function":
-        return TOOL, str(data.name), {}
-    if kind == "handoff":
-        source = getattr(data, "from_agent", None) or "?"
-        target = getattr(data, "to_agent", None) or "?"
-        return "handoff", f"{source} -> {target}", {"from_agent": source, "to_agent": target}
-    if kind == "guardrail":
-        return "guardrail", str(data.name), {"triggered": bool(getattr(data, "triggered", False))}
-    name = getattr(data, "name", None) or kind
-    return "span", str(name), {"agents_span_type": kind}
+# -- the processor ----------------------------------------------------------------------------
 
 
 class RolloutAgentsProcessor:
-    """An `agents` tracing processor that records into Rollout (built lazily as a subclass)."""
+    """The processor's behaviour; `openai_agents_processor` makes it an `agents` subclass.
+
+    `client` is the Rollout client to record into: `None` follows the global client
+    (also when the given one has been shut down, say by a later `init()`).
+    """
 
     def __init__(self, client: Rollout | None = None) -> None:
-        self._client = client
+        self.client = client
         self._lock = threading.Lock()
         self._traces: dict[str, Trace] = {}
-        self._spans: dict[str, tuple[Span, Trace]] = {}
+        self._spans: dict[str, tuple[Span, str]] = {}  # agents span id -> (ours, trace id)
+
+    def _rollout(self) -> Rollout:
+        client = self.client
+        if client is not None and not _is_shut_down(client):
+            return client
+        from mv37.rollout._global import get_client
+
+        return get_client()
 
     # -- traces ---------------------------------------------------------------------------
 
-    def on_trace_start(self, trace: Any) -> None:
+    def on_trace_start(self, trace: AgentsTrace) -> None:
         """Open a Rollout trace, a child of whatever is current where the run started."""
         try:
-            client = _client(self._client)
-            metadata = getattr(trace, "metadata", None) or {}
-            ours = client.start_trace(
-                "trace",
-                str(getattr(trace, "name", None) or "agents workflow"),
-                conversation_id=getattr(trace, "group_id", None),
-                attributes=dict(metadata) if isinstance(metadata, dict) else None,
+            metadata = getattr(trace, "metadata", None)
+            ours = self._rollout().start_trace(
+                TRACE,
+                str(trace.name or "Agent workflow"),
+                external_trace_id=trace.trace_id,
+                conversation_id=as_str(getattr(trace, "group_id", None)),
+                context=metadata if isinstance(metadata, Mapping) else None,
             )
             with self._lock:
                 self._traces[trace.trace_id] = ours
         except Exception as exc:
             internal_error("openai-agents trace start", exc)
 
-    def on_trace_end(self, trace: Any) -> None:
-        """End the Rollout trace."""
+    def on_trace_end(self, trace: AgentsTrace) -> None:
+        """End the Rollout trace (and any of its spans the SDK left open)."""
         try:
             with self._lock:
                 ours = self._traces.pop(trace.trace_id, None)
+                left = [k for k, (_, t) in self._spans.items() if t == trace.trace_id]
+                leftovers = [self._spans.pop(key)[0] for key in left]
+            for span in leftovers:
+                span.end()
             if ours is not None:
                 ours.end()
         except Exception as exc:
@@ -151,7 +136,7 @@ class RolloutAgentsProcessor:
 
     # -- spans ----------------------------------------------------------------------------
 
-    def on_span_start(self, span: Any) -> None:
+    def on_span_start(self, span: AgentsSpan[Any]) -> None:
         """Open the matching Rollout span under its agents parent (or the trace)."""
         try:
             with self._lock:
@@ -159,118 +144,127 @@ class RolloutAgentsProcessor:
                 parent = self._spans.get(span.parent_id) if span.parent_id else None
             if trace is None:
                 return
-            span_type, name, extra = _describe(span.span_data)
-            model = name if span_type == LLM else None
-            attrs = {**type_attributes(span_type, name), **user_attributes(extra, 4096)}
-            if span_type == LLM:
-                attrs.update(llm_attributes(model=model, provider="openai"))
+            limit = trace._client.config.max_payload_chars
+            span_type, name, attrs, model = describe(span.span_data, limit)
             plan = plan_span(span_type, name, attrs, model)
+            if (special := otel_name(span_type, name)) is not None:
+                plan = plan._replace(otel_name=special)
             cls = ToolCall if span_type == TOOL else Span
             token = None
-            if parent is not None:
-                parent_span = parent[0]
-                token = otel_context.attach(context_with(parent_span.otel_span, trace, parent_span))
+            if parent is not None:  # an explicit parent: callbacks may come from any task
+                token = otel_context.attach(context_with(parent[0].otel_span, trace, parent[0]))
             try:
                 ours = trace.start_child(cls, plan)
             finally:
                 if token is not None:
                     otel_context.detach(token)
             with self._lock:
-                self._spans[span.span_id] = (ours, trace)
+                self._spans[span.span_id] = (ours, span.trace_id)
         except Exception as exc:
             internal_error("openai-agents span start", exc)
 
-    def on_span_end(self, span: Any) -> None:
+    def on_span_end(self, span: AgentsSpan[Any]) -> None:
         """Record what the span carried at its end (payloads, usage, error) and end it."""
         try:
             with self._lock:
                 entry = self._spans.pop(span.span_id, None)
             if entry is None:
                 return
-            ours, _ = entry
-            data = span.span_data
-            kind = getattr(data, "type", "")
-            if kind in ("generation", "function"):
-                if getattr(data, "input", None) is not None:
-                    ours.record_input(data.input)
-                if getattr(data, "output", None) is not None:
-                    ours.record_output(data.output)
-                usage = _usage(getattr(data, "usage", None))
-                if usage:
-                    ours.set_usage(**usage)
-            elif kind == "response":
-                response = getattr(data, "response", None)
-                if getattr(data, "input", None) is not None:
-                    ours.record_input(data.input)
-                if response is not None:
-                    ours.record_output(getattr(response, "output_text", None) or response)
-                    usage = _usage(getattr(response, "usage", None))
-                    if usage:
-                        ours.set_usage(**usage)
-            elif kind in ("handoff", "guardrail"):
-                # Known only at the end: the handoff's target, whether the guardrail tripped.
-                _, name, extra = _describe(data)
-                ours._set(user_attributes(extra, 4096))
-                if kind == "handoff":
-                    ours.otel_span.update_name(f"handoff {name}")
-                    ours._set({sc.ROLLOUT_SPAN_NAME: name})
-            error = getattr(span, "error", None)
-            if error:
-                message = error.get("message") if isinstance(error, dict) else str(error)
-                ours._mark_error(str(message or "error"))
-            ours._finish()
+            ours = entry[0]
+            try:
+                record_end(ours, span.span_data)
+            finally:
+                ours.end(error=error_message(span.error))
         except Exception as exc:
             internal_error("openai-agents span end", exc)
 
     def shutdown(self) -> None:
-        """Nothing of our own to release (the Rollout client flushes on its own)."""
+        """Nothing of our own to release (the Rollout client shuts down on its own)."""
 
     def force_flush(self) -> None:
         """Flush the Rollout client."""
-        _client(self._client).flush()
+        try:
+            self._rollout().flush()
+        except Exception as exc:
+            internal_error("openai-agents force_flush", exc)
+
+
+@functools.cache
+def _processor_class(agents: ModuleType) -> type[RolloutAgentsProcessor]:
+    """The processor as a subclass of `agents.TracingProcessor`, built once."""
+
+    class RolloutTracingProcessor(RolloutAgentsProcessor, agents.TracingProcessor):  # type: ignore[misc, name-defined]
+        """Rollout's tracing processor for the OpenAI Agents SDK."""
+
+    return RolloutTracingProcessor
+
+
+def openai_agents_processor(*, client: Rollout | None = None) -> TracingProcessor:
+    """A tracing processor recording into Rollout, for manual registration.
+
+    Example:
+        >>> agents.add_trace_processor(rollout.openai_agents_processor())  # doctest: +SKIP
+
+    Raises:
+        MissingExtraError: The `openai-agents` package is not installed.
+    """
+    return cast("TracingProcessor", _processor_class(_agents())(client))
 
 
 class _Registration:
-    """The one processor `instrument_openai_agents` registers, and whether it is in."""
+    """The one processor `instrument_openai_agents` registers."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.processor: Any = None
-        self.added = False
+        self.processor: TracingProcessor | None = None
+        self.added = False  # used when the SDK's processor list cannot be read
 
 
 _registration = _Registration()
 
 
-def openai_agents_processor(*, client: Rollout | None = None) -> Any:
-    """A tracing processor for `agents.add_trace_processor` (manual registration).
+def _registered(agents: ModuleType, processor: TracingProcessor) -> bool | None:
+    """Whether `processor` is among the SDK's processors; None when that is unreadable.
+
+    Read from the provider so that a processor removed by a later
+    `set_trace_processors([...])` is added again by the next call.
+    """
+    provider = agents.tracing.get_trace_provider()
+    processors = getattr(getattr(provider, "_multi_processor", None), "_processors", None)
+    if not isinstance(processors, (list, tuple)):
+        return None
+    return any(p is processor for p in processors)
+
+
+def instrument_openai_agents(
+    *, replace: bool = False, client: Rollout | None = None
+) -> TracingProcessor:
+    """Register Rollout's processor with the `agents` package (once) and return it.
+
+    `replace=True` makes it the only processor (the SDK's default exporter to OpenAI is
+    removed); otherwise it is added beside the existing ones. Calling again adds no
+    second processor; the latest call decides which client records (`None`: the
+    global one).
+
+    Example:
+        >>> rollout.instrument_openai_agents()  # doctest: +SKIP
 
     Raises:
         MissingExtraError: The `openai-agents` package is not installed.
     """
     agents = _agents()
-
-    class Processor(RolloutAgentsProcessor, agents.TracingProcessor):  # type: ignore[misc, name-defined]
-        """Rollout's processor for the OpenAI Agents SDK."""
-
-    return Processor(client)
-
-
-def instrument_openai_agents(*, replace: bool = False, client: Rollout | None = None) -> Any:
-    """Register Rollout's processor with the `agents` package (once) and return it.
-
-    `replace=True` makes it the only processor (the SDK's default exporter to OpenAI is
-    removed); otherwise it is added beside the existing ones.
-    """
-    agents = _agents()
     state = _registration
     with state.lock:
-        if state.processor is None:
-            state.processor = openai_agents_processor(client=client)
+        processor = state.processor
+        if processor is None:
+            processor = state.processor = openai_agents_processor(client=client)
+        else:
+            cast(RolloutAgentsProcessor, processor).client = client
         if replace:
-            agents.set_trace_processors([state.processor])
-            state.added = True
-        elif not state.added:
-            agents.add_trace_processor(state.processor)
-            state.added = True
-        return state.processor
+            agents.set_trace_processors([processor])
+        else:
+            registered = _registered(agents, processor)
+            if not (state.added if registered is None else registered):
+                agents.add_trace_processor(processor)
+        state.added = True
+        return processor
