@@ -5,14 +5,19 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import types
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import mv37.rollout as rollout
 from mv37.rollout import semconv as sc
 from mv37.rollout.integrations._toolset import wrap_tools
-from mv37.rollout.testing import CapturedSpans
+from mv37.rollout.testing import CapturedSpans, capture_spans
 
 
 def add(a: int, b: int) -> int:
@@ -35,6 +40,36 @@ async def afail(reason: str) -> None:
 class Multiply:
     def __call__(self, a: int, b: int) -> int:
         return a * b
+
+
+class AsyncMultiply:
+    async def __call__(self, a: int, b: int) -> int:
+        return a * b
+
+
+class Orders:
+    """Tools that are methods of a service object."""
+
+    def lookup(self, order_id: str, verbose: bool = False) -> str:
+        """Find an order."""
+        return f"order {order_id}"
+
+    async def alookup(self, order_id: str, verbose: bool = False) -> str:
+        """Find an order, async."""
+        return f"order {order_id}"
+
+
+def count(n: int) -> Iterator[int]:
+    yield from range(n)
+
+
+async def acount(n: int) -> AsyncIterator[int]:
+    for i in range(n):
+        yield i
+
+
+async def _collect(agen: AsyncIterator[int]) -> list[int]:
+    return [item async for item in agen]
 
 
 def _call(fn: Any, mode: str, *args: Any) -> Any:
@@ -124,3 +159,89 @@ def test_wrapping_twice_does_not_double_wrap(captured: CapturedSpans) -> None:
 def test_not_a_collection_is_a_type_error() -> None:
     with pytest.raises(TypeError, match="mapping of name"):
         wrap_tools(add)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_methods_and_callable_objects_record_their_arguments_by_name(
+    captured: CapturedSpans, mode: str
+) -> None:
+    orders = Orders()
+    method: Any = orders.lookup if mode == "sync" else orders.alookup
+    obj: Any = Multiply() if mode == "sync" else AsyncMultiply()
+    tools = wrap_tools({"lookup": method, "multiply": obj})
+    assert inspect.iscoroutinefunction(tools["lookup"]) is (mode == "async")
+    assert tools["lookup"].__name__ == method.__name__
+    assert tools["lookup"].__doc__ == method.__doc__
+    assert inspect.signature(tools["lookup"]) == inspect.signature(method)
+    with rollout.trace("run"):
+        assert _call(tools["lookup"], mode, "o-1") == "order o-1"
+        assert _call(tools["multiply"], mode, 2, 3) == 6
+    assert captured.by_name("execute_tool lookup")["attributes"][sc.ROLLOUT_INPUT] == (
+        '{"order_id": "o-1"}'
+    )
+    assert captured.by_name("execute_tool multiply")["attributes"][sc.ROLLOUT_INPUT] == (
+        '{"a": 2, "b": 3}'
+    )
+
+
+def test_generator_tools_span_their_iteration(captured: CapturedSpans) -> None:
+    sync_tools = wrap_tools([count])
+    async_tools = wrap_tools([acount])
+    with rollout.trace("run"):
+        assert list(sync_tools[0](3)) == [0, 1, 2]
+        assert asyncio.run(_collect(async_tools[0](2))) == [0, 1]
+    assert captured.by_name("execute_tool count")["attributes"][sc.ROLLOUT_OUTPUT] == "[0, 1, 2]"
+    assert captured.by_name("execute_tool acount")["attributes"][sc.ROLLOUT_OUTPUT] == "[0, 1]"
+
+
+def test_other_mappings_become_dicts_other_iterables_lists() -> None:
+    proxy: Any = wrap_tools(types.MappingProxyType({"add": add}))
+    assert type(proxy) is dict
+    generated: Any = wrap_tools(fn for fn in [add])
+    assert type(generated) is list
+
+
+@pytest.mark.parametrize("tools", [{"add": add, "oops": None}, [add, 42]])
+def test_a_non_callable_is_a_type_error_naming_it(tools: Any) -> None:
+    with pytest.raises(TypeError, match="not callable"):
+        wrap_tools(tools)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_implicit_traces_of_methods_and_failures(captured: CapturedSpans, mode: str) -> None:
+    orders = Orders()
+    lookup_tool: Any = orders.lookup if mode == "sync" else orders.alookup
+    tools = wrap_tools({"lookup": lookup_tool, "fail": fail}, implicit_trace=True)
+    assert _call(tools["lookup"], mode, "o-2") == "order o-2"
+    with pytest.raises(LookupError):
+        tools["fail"]("gone")
+    lookup = captured.by_name("execute_tool lookup")
+    assert lookup["attributes"][sc.ROLLOUT_INPUT] == '{"order_id": "o-2"}'
+    assert lookup["parent_id"] == captured.by_name("invoke_workflow lookup")["span_id"]
+    assert captured.by_name("execute_tool fail")["status"] == "ERROR"
+    assert captured.by_name("invoke_workflow fail")["status"] == "ERROR"
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_implicit_traces_go_to_the_given_client(captured: CapturedSpans, mode: str) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    own = rollout.Rollout(tracer_provider=provider, console=False, sync_mode=True)
+    try:
+        tools = wrap_tools(SYNC if mode == "sync" else ASYNC, implicit_trace=True, client=own)
+        assert _call(tools["add"], mode, 1, 2) == 3
+    finally:
+        own.shutdown()
+    names = sorted(span.name for span in exporter.get_finished_spans())
+    assert names == ["execute_tool add", "invoke_workflow add"]
+    assert captured.as_dicts() == []
+
+
+def test_a_disabled_client_runs_the_tools_and_records_nothing() -> None:
+    with capture_spans(disabled=True) as quiet:
+        tools = wrap_tools({"add": add}, implicit_trace=True)
+        with rollout.trace("run"):
+            assert tools["add"](1, 2) == 3
+        assert tools["add"](2, 2) == 4
+        assert quiet.as_dicts() == []

@@ -16,12 +16,26 @@ import contextlib
 import functools
 import inspect
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import wrapt
 
 from mv37.rollout._api import tool, trace
+from mv37.rollout._attributes import TRACE
 from mv37.rollout._context import current_trace
+from mv37.rollout._decorators import (
+    ScopeOptions,
+    _async_wrapper,
+    _asyncgen_wrapper,
+    _Engine,
+    _gen_wrapper,
+    _sync_wrapper,
+)
+from mv37.rollout._diagnostics import internal_error
+from mv37.rollout._span import _Scope
+
+if TYPE_CHECKING:
+    from mv37.rollout._client import Rollout
 
 C = TypeVar("C")
 _MARK = "_self_mv37_rollout_tool"  # wrapt keeps `_self_*` on the wrapper, not the function
@@ -37,12 +51,57 @@ def _is_wrapped(fn: Any) -> bool:
     return bool(getattr(fn, _MARK, False))
 
 
-def _callable_target(fn: Any) -> Any:
-    """What the engine should wrap: functions as they are, a callable object's `__call__`."""
+def _unbound(fn: Any) -> tuple[Any, object | None]:
+    """(what the engine should wrap, the instance to bind it to afterwards).
+
+    A bound method or a callable object is wrapped as its plain function and bound
+    again, so the engine names the arguments from the full signature (with `self`) and
+    records them under the right names; the result still looks like a bound method
+    (name, docstring, signature, `iscoroutinefunction`).
+    """
+    if inspect.ismethod(fn) and inspect.isfunction(fn.__func__):
+        return fn.__func__, fn.__self__
     if inspect.isroutine(fn) or isinstance(fn, functools.partial):
-        return fn
-    call = getattr(fn, "__call__", None)  # noqa: B004 - we want the bound method itself
-    return call if call is not None else fn
+        return fn, None
+    call = getattr(type(fn), "__call__", None)  # noqa: B004 - the class's function itself
+    if inspect.isfunction(call):
+        return call, fn
+    return fn, None
+
+
+class _TraceOn(_Engine):
+    """The engine opening a one-call trace on a given client (not the global one)."""
+
+    __slots__ = ("client",)
+    client: Rollout
+
+    def open(
+        self, instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> _Scope | None:
+        """Start the trace; None (run untraced) when the client is disabled or failing."""
+        try:
+            client = self.client
+            if client.config.disabled:
+                return None
+            return client.start_trace(TRACE, self.name)
+        except Exception as exc:
+            internal_error("wrap_tools trace", exc)
+            return None
+
+
+def _trace_on(client: Rollout, name: str, fn: Any) -> Any:
+    """`rollout.trace(name)(fn)`, recording into `client`."""
+    engine = _TraceOn(ScopeOptions(TRACE, name=name), fn)
+    engine.client = client
+    if inspect.isasyncgenfunction(fn):
+        shape = _asyncgen_wrapper(engine)
+    elif inspect.iscoroutinefunction(fn):
+        shape = _async_wrapper(engine)
+    elif inspect.isgeneratorfunction(fn):
+        shape = _gen_wrapper(engine)
+    else:
+        shape = _sync_wrapper(engine)
+    return wrapt.decorator(shape)(fn)
 
 
 def wrap_tool(
@@ -52,21 +111,33 @@ def wrap_tool(
     record_input: bool = True,
     record_output: bool = True,
     implicit_trace: bool = False,
+    client: Rollout | None = None,
 ) -> Callable[..., Any]:
-    """One tool callable, instrumented (already instrumented ones come back unchanged)."""
+    """One tool callable, instrumented (already instrumented ones come back unchanged).
+
+    Raises:
+        TypeError: `fn` is not callable.
+    """
     if _is_wrapped(fn):
         return fn
-    target = _callable_target(fn)
+    if not callable(fn):
+        raise TypeError(f"wrap_tools(): tool {name!r} is not callable: {type(fn).__name__}")
+    target, instance = _unbound(fn)
     traced = tool(name, record_input=record_input, record_output=record_output)(target)
     if implicit_trace:
         # Outside a trace, a one-call trace around the tool span; inside one, just the tool.
-        standalone = trace(name)(traced)
+        standalone = trace(name)(traced) if client is None else _trace_on(client, name, traced)
 
-        def dispatch(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            chosen = wrapped if current_trace() is not None else standalone
-            return chosen(*args, **kwargs)
+        def dispatch(wrapped: Any, bound_to: Any, args: Any, kwargs: Any) -> Any:
+            if current_trace() is not None:
+                return wrapped(*args, **kwargs)  # wrapt hands it over already bound
+            if bound_to is None:
+                return standalone(*args, **kwargs)
+            return standalone.__get__(bound_to, type(bound_to))(*args, **kwargs)
 
         traced = wrapt.FunctionWrapper(traced, dispatch)
+    if instance is not None:
+        traced = traced.__get__(instance, type(instance))
     with contextlib.suppress(AttributeError, TypeError):
         setattr(traced, _MARK, True)
     return traced  # type: ignore[no-any-return]
@@ -78,18 +149,28 @@ def wrap_tools(
     record_input: bool = True,
     record_output: bool = True,
     implicit_trace: bool = False,
+    client: Rollout | None = None,
 ) -> C:
     """Instrument a `{name: callable}` mapping or an iterable of callables.
 
     Each call becomes a `tool` span in the active trace (arguments and result recorded
     unless turned off). Outside a trace the tools run untraced, or, with
-    `implicit_trace=True`, each call gets a one-call trace. Returns the same type of
-    container: dict, list or tuple (other mappings become dicts, other iterables lists).
+    `implicit_trace=True`, each call gets a one-call trace (on `client`, else on the
+    global client). Returns the same type of container: dict, list or tuple (other
+    mappings become dicts, other iterables lists). Names are the mapping's keys, else
+    each callable's `__name__` (a callable object's class name, a partial's function's).
+
+    Example:
+        >>> tools = rollout.wrap_tools([get_weather, search])  # doctest: +SKIP
+
+    Raises:
+        TypeError: `tools` is neither a mapping nor an iterable, or holds a non-callable.
     """
-    options: dict[str, bool] = {
+    options: dict[str, Any] = {
         "record_input": record_input,
         "record_output": record_output,
         "implicit_trace": implicit_trace,
+        "client": client,
     }
     if isinstance(tools, Mapping):
         return {str(key): wrap_tool(fn, str(key), **options) for key, fn in tools.items()}  # type: ignore[return-value]
@@ -99,6 +180,4 @@ def wrap_tools(
             f"got {type(tools).__name__}"
         )
     items = [wrap_tool(fn, _tool_name(fn), **options) for fn in tools]
-    if isinstance(tools, tuple):
-        return tuple(items)  # type: ignore[return-value]
-    return items  # type: ignore[return-value]
+    return tuple(items) if isinstance(tools, tuple) else items  # type: ignore[return-value]
