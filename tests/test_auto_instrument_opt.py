@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Iterator
 
@@ -9,6 +10,7 @@ import pytest
 
 import mv37.rollout as rollout
 from mv37.rollout.integrations import _agents_bridge as bridge
+from mv37.rollout.integrations import _auto as auto
 from mv37.rollout.integrations._errors import MissingExtraError
 
 
@@ -59,3 +61,49 @@ def test_openai_and_anthropic_names_patch_nothing() -> None:
     rollout.init(auto_instrument=["openai", "anthropic"], console=False)
     assert bridge._registration.processor is None
     assert "openai" not in sys.modules or not hasattr(sys.modules["openai"], "_mv37_rollout")
+
+
+# -- the module itself ----------------------------------------------------------------------
+
+
+def test_validate_splits_normalises_and_drops_repeats() -> None:
+    assert auto.validate("OpenAI-Agents, openai,,openai_agents ") == ("openai_agents", "openai")
+    assert auto.validate(["anthropic"]) == ("anthropic",)
+    assert auto.validate("") == ()
+
+
+def test_validate_lists_every_known_name() -> None:
+    with pytest.raises(ValueError, match="unknown integration") as raised:
+        auto.validate(["langchain"])
+    assert all(name in str(raised.value) for name in auto.KNOWN_INTEGRATIONS)
+
+
+def test_per_client_names_log_how_to_wrap(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="mv37.rollout")
+    assert auto.enable("openai,anthropic", rollout.get_client()) == []
+    assert "rollout.wrap(client)" in caplog.text
+    assert bridge._registration.processor is None
+
+
+def test_enable_returns_what_it_switched_on() -> None:
+    agents = pytest.importorskip(
+        "agents", reason="needs the openai-agents extra: pip install 'mv37-rollout[openai-agents]'"
+    )
+    provider = agents.tracing.get_trace_provider()
+    before = list(provider._multi_processor._processors)
+    agents.set_trace_processors([])
+    try:
+        client = rollout.get_client()
+        assert auto.enable(["openai-agents", "openai"], client) == ["openai_agents"]
+        processor = bridge._registration.processor
+        assert list(provider._multi_processor._processors) == [processor]
+        assert auto.enable(["openai_agents"], client) == ["openai_agents"]  # no second one
+        assert list(provider._multi_processor._processors) == [processor]
+    finally:
+        agents.set_trace_processors(before)
+
+
+def test_a_missing_package_is_an_import_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "agents", None)
+    with pytest.raises(ImportError, match=r"pip install 'mv37-rollout\[openai-agents\]'"):
+        auto.enable(["openai_agents"], rollout.get_client())
