@@ -74,6 +74,10 @@ def _agents() -> ModuleType:
 
 
 def _is_shut_down(client: Rollout) -> bool:
+    """Whether `client` was shut down (a later `init()` does that to the previous one).
+
+    Reads the pipeline's flag: `Rollout` has no public property for it yet.
+    """
     pipeline = getattr(client, "_pipeline", None)
     return bool(getattr(pipeline, "_shut", False))
 
