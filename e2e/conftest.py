@@ -3,13 +3,37 @@
 from __future__ import annotations
 
 import itertools
+import os
+import signal
 from collections.abc import Iterator
+from types import FrameType
 
 import pytest
 
-from e2e.servers import Phoenix, phoenix_server
+from e2e.servers import Phoenix, clean_environ, phoenix_server
 
 _projects = itertools.count(1)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sigterm_stops_servers() -> Iterator[None]:
+    """SIGTERM (a CI timeout, say) ends the run like Ctrl-C: the servers' finalizers run."""
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.fixture(autouse=True)
+def _no_outside_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK in this process ignores a developer's own ROLLOUT_*/OTEL_* settings."""
+    for name in set(os.environ) - set(clean_environ()):
+        monkeypatch.delenv(name)
 
 
 @pytest.fixture(scope="session")

@@ -1,14 +1,17 @@
 """Real third-party receivers for the end-to-end checks: Arize Phoenix and rotel.
 
 Both come from `.venv-phoenix/` (installed by `make e2e` from `e2e/requirements.txt`),
-run on free loopback ports, are polled for readiness with a deadline (never a fixed
-sleep), and are stopped whatever happens: the whole process group is terminated, then
-killed, and the ports are checked free.
+run on free loopback ports with a clean environment, are polled for readiness with a
+deadline (never a fixed sleep), and are stopped whatever happens: the whole process
+group is terminated, then killed, no process of it may remain, and the ports are checked
+free. `RecordingProxy` is a transparent hop that keeps what the SDK sent, to compare
+with what a server stored.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import os
 import signal
@@ -16,12 +19,19 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 ROOT = Path(__file__).resolve().parent.parent
 E2E_VENV = ROOT / ".venv-phoenix"
@@ -67,6 +77,29 @@ def _wait_released(*ports: int) -> None:
         poll(f"port {port} to be released", released, 10)
 
 
+def _group_members(group: int) -> list[int]:
+    """Live (not zombie) processes of process group `group`, from /proc."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # it exited while we looked
+        state, pgrp = fields[0], int(fields[2])
+        if pgrp == group and state not in ("Z", "X"):
+            members.append(int(stat.parent.name))
+    return members
+
+
+_OUTSIDE_CONFIG = ("ROLLOUT_", "OTEL_", "PHOENIX_", "ROTEL_")
+
+
+def clean_environ() -> dict[str, str]:
+    """This process's environment without the variables that would steer a server or an
+    example elsewhere (a developer's own ROLLOUT_*, OTEL_*, PHOENIX_*, ROTEL_* settings)."""
+    return {k: v for k, v in os.environ.items() if not k.upper().startswith(_OUTSIDE_CONFIG)}
+
+
 def _require(path: Path) -> Path:
     if not path.exists():
         raise E2EError(f"{path} is missing: run `make e2e` (it installs e2e/requirements.txt)")
@@ -96,17 +129,26 @@ class Managed:
         return "\n".join(text.splitlines()[-lines:])
 
     def stop(self) -> None:
-        """Terminate the process group; kill it if it does not go within 10 s."""
-        if self.alive():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
+        """Terminate the process group, kill what is left after 10 s, check none remains."""
+        group = self.process.pid  # the leader's pid is the group id (start_new_session)
+
+        def gone() -> bool | None:
+            return None if _group_members(group) else True
+
+        try:
+            if _group_members(group):
                 with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
-        self._file.close()
+                    os.killpg(group, signal.SIGTERM)
+                try:
+                    poll(f"{self.name} to exit", gone, timeout=10)
+                except E2EError:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(group, signal.SIGKILL)
+                    poll(f"{self.name} to exit after SIGKILL (stray processes)", gone, timeout=5)
+        finally:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(5)  # reap the leader
+            self._file.close()
 
 
 class Phoenix:
@@ -117,7 +159,7 @@ class Phoenix:
         self.grpc_port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {
-            **os.environ,
+            **clean_environ(),
             "PHOENIX_WORKING_DIR": str(workdir),
             "PHOENIX_HOST": "127.0.0.1",
             "PHOENIX_PORT": str(self.port),
@@ -134,6 +176,9 @@ class Phoenix:
         except E2EError as exc:
             self.stop()
             raise E2EError(f"{exc}\n--- phoenix log ---\n{self.server.tail()}") from None
+        except BaseException:  # Ctrl-C while it starts: never leave it running
+            self.stop()
+            raise
 
     def _healthy(self) -> bool | None:
         if not self.server.alive():
@@ -162,6 +207,12 @@ class Phoenix:
             cursor = page.get("next_cursor")
             if not cursor:
                 return out
+
+    def traces(self, project: str) -> list[dict[str, Any]]:
+        """Phoenix's trace summaries for `project` (ids, times, token totals), first page."""
+        url = f"{self.url}/v1/projects/{project}/traces?limit=1000"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return list(json.load(response).get("data", []))
 
     def wait_for_spans(self, project: str, count: int, timeout: float = 30) -> list[dict[str, Any]]:
         """Poll until Phoenix returns at least `count` spans for `project`."""
@@ -215,7 +266,7 @@ class Rotel:
             "--log-file",
             str(workdir / "rotel-agent.log"),
         ]
-        self.server = Managed("rotel", args, dict(os.environ), workdir / "rotel.log")
+        self.server = Managed("rotel", args, clean_environ(), workdir / "rotel.log")
 
         def listening() -> bool | None:
             if not self.server.alive():
@@ -224,7 +275,7 @@ class Rotel:
 
         try:
             poll("rotel to listen", listening, timeout=30, interval=0.05)
-        except E2EError:
+        except BaseException:
             self.stop()
             raise
 
@@ -232,6 +283,134 @@ class Rotel:
         """Stop rotel and check its ports are released."""
         self.server.stop()
         _wait_released(self.port, self.grpc_port)
+
+
+@dataclass(frozen=True)
+class SentSpan:
+    """One span as the SDK sent it (decoded from the bytes the proxy forwarded)."""
+
+    trace_id: str
+    span_id: str
+    parent_id: str | None
+    name: str
+    start_ns: int
+    end_ns: int
+    attributes: dict[str, Any]
+    events: list[tuple[str, dict[str, Any]]]
+    links: int
+    status_code: str  # UNSET, OK or ERROR
+    status_message: str
+    resource: dict[str, Any]
+    project: str | None  # the x-project-name header of the request
+
+
+def _value(value: AnyValue) -> Any:
+    kind = value.WhichOneof("value")
+    if kind == "array_value":
+        return [_value(v) for v in value.array_value.values]
+    if kind == "kvlist_value":
+        return _values(value.kvlist_value.values)
+    return None if kind is None else getattr(value, kind)
+
+
+def _values(pairs: Iterable[KeyValue]) -> dict[str, Any]:
+    return {kv.key: _value(kv.value) for kv in pairs}
+
+
+_STATUS = {0: "UNSET", 1: "OK", 2: "ERROR"}
+
+
+def decode_spans(body: bytes, project: str | None = None) -> list[SentSpan]:
+    """The spans of one OTLP/HTTP protobuf request body."""
+    request = ExportTraceServiceRequest.FromString(body)
+    return [
+        SentSpan(
+            trace_id=span.trace_id.hex(),
+            span_id=span.span_id.hex(),
+            parent_id=span.parent_span_id.hex() or None,
+            name=span.name,
+            start_ns=span.start_time_unix_nano,
+            end_ns=span.end_time_unix_nano,
+            attributes=_values(span.attributes),
+            events=[(event.name, _values(event.attributes)) for event in span.events],
+            links=len(span.links),
+            status_code=_STATUS[span.status.code],
+            status_message=span.status.message,
+            resource=_values(resource_spans.resource.attributes),
+            project=project,
+        )
+        for resource_spans in request.resource_spans
+        for scope_spans in resource_spans.scope_spans
+        for span in scope_spans.spans
+    ]
+
+
+# Hop-by-hop headers (and the ones urllib sets itself) are not forwarded.
+_NOT_FORWARDED = {"host", "content-length", "connection", "keep-alive", "transfer-encoding"}
+
+
+class RecordingProxy:
+    """A transparent OTLP/HTTP hop in front of `target`: it forwards every request
+    byte for byte (headers included) and answers what the target answered, keeping a
+    decoded copy of the spans — the ground truth of what the SDK sent."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target.rstrip("/")
+        self.sent: list[SentSpan] = []
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in _NOT_FORWARDED}
+                status, reply, reply_type = proxy._forward(self.path, raw, headers)
+                self.send_response(status)
+                self.send_header("Content-Type", reply_type)
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, format: str, *args: object) -> None:
+                """Quiet."""
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.port = int(self._server.server_address[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,))
+        self._thread.daemon = True
+        self._thread.start()
+
+    def _forward(self, path: str, raw: bytes, headers: dict[str, str]) -> tuple[int, bytes, str]:
+        request = urllib.request.Request(self.target + path, raw, headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                status, reply = response.status, response.read()
+                reply_type = response.headers.get("Content-Type", "application/x-protobuf")
+        except urllib.error.HTTPError as error:
+            status, reply = error.code, error.read()
+            reply_type = error.headers.get("Content-Type", "text/plain")
+        if 200 <= status < 300:
+            encoding = {k.lower(): v for k, v in headers.items()}.get("content-encoding", "")
+            body = gzip.decompress(raw) if encoding == "gzip" else raw
+            if encoding == "deflate":
+                body = zlib.decompress(raw)
+            project = {k.lower(): v for k, v in headers.items()}.get("x-project-name")
+            with self._lock:
+                self.sent.extend(decode_spans(body, project))
+        return status, reply, reply_type
+
+    def spans(self, project: str | None = None) -> list[SentSpan]:
+        """What the target accepted (for one project, by its x-project-name header)."""
+        with self._lock:
+            return [s for s in self.sent if project is None or s.project == project]
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+        _wait_released(self.port)
 
 
 @contextlib.contextmanager
@@ -249,7 +428,7 @@ def run_example(name: str, env: dict[str, str], timeout: float = 120) -> str:
     """Run `examples/<name>` with the repo's Python; its combined output."""
     done = subprocess.run(
         [sys.executable, str(ROOT / "examples" / name)],
-        env={**os.environ, **env},
+        env={**clean_environ(), **env},
         capture_output=True,
         text=True,
         timeout=timeout,

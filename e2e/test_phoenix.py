@@ -1,35 +1,106 @@
 """What a person sees in Arize Phoenix: the examples, sent for real, read back over its API.
 
-Phoenix maps `openinference.span.kind` to its span kind, keeps our attributes, drops
-the OTel span kind and links and keeps microseconds, so the checks are on subsets.
+Each example runs as its own process with `ROLLOUT_BASE_URL` pointing at a transparent
+recording hop in front of Phoenix (`proxy`), so the test knows exactly what the SDK
+sent — trace and span ids, parents, attributes, events, status — and compares what
+Phoenix stored against it, span by span. Phoenix moves `openinference.span.kind` into
+its own span kind, derives a few attributes, keeps microseconds (rounded), and drops
+the OTel span kind, links and the resource, so the checks are on subsets.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
-from e2e.servers import Phoenix, run_example
+import pytest
+
+from e2e.servers import Phoenix, RecordingProxy, clean_environ, run_example
 
 Span = dict[str, Any]
+Tree = tuple[str, str, tuple["Tree", ...]]  # (name, Phoenix span kind, children)
+
+# What Phoenix adds on its own: OpenInference attributes it derives from ours.
+DERIVED = re.compile(r"^(tool\.parameters\..+|llm\.system)$")
 
 
-def _env(phoenix: Phoenix, project: str) -> dict[str, str]:
+@pytest.fixture
+def proxy(phoenix: Phoenix) -> Iterator[RecordingProxy]:
+    """The examples' destination: forwards to Phoenix byte for byte, keeps what was sent."""
+    hop = RecordingProxy(phoenix.url)
+    try:
+        yield hop
+    finally:
+        hop.stop()
+
+
+def _env(proxy: RecordingProxy, project: str) -> dict[str, str]:
     return {
-        "ROLLOUT_BASE_URL": phoenix.url,
+        "ROLLOUT_BASE_URL": proxy.url,
         "OTEL_EXPORTER_OTLP_HEADERS": f"x-project-name={project}",
-        # The console tree also prints, so we know the trace id that was sent.
+        # The console tree prints too: the trace ids it shows are a second witness.
         "ROLLOUT_CONSOLE": "true",
     }
 
 
-def _sent_trace_ids(output: str) -> list[str]:
-    return re.findall(r"trace ([0-9a-f]{32})", output)
+def _micros(iso: str) -> int:
+    moment = datetime.fromisoformat(iso)
+    return int(moment.timestamp()) * 1_000_000 + moment.microsecond
+
+
+def _stored_as_sent(
+    phoenix: Phoenix, proxy: RecordingProxy, project: str, count: int, output: str
+) -> list[Span]:
+    """Phoenix's spans for `project`, checked against what the SDK sent, span by span.
+
+    Nothing lost, nothing extra; trace id, parent, name, times (to the microsecond),
+    status and events as sent; every attribute we sent kept with its value, except
+    `openinference.span.kind`, which becomes Phoenix's `span_kind`; the only attributes
+    Phoenix adds are the derived ones in DERIVED.
+    """
+    sent = proxy.spans(project)
+    assert len(sent) == count, [s.name for s in sent]
+    stored = phoenix.wait_for_spans(project, count)
+    by_id = {s["context"]["span_id"]: s for s in stored}
+    assert sorted(by_id) == sorted(s.span_id for s in sent), "lost or extra spans"
+    printed = set(re.findall(r"trace ([0-9a-f]{32})", output))
+    assert {s.trace_id for s in sent} == printed, "the console tree printed other trace ids"
+    for want in sent:
+        got = by_id[want.span_id]
+        where = f"span {want.name!r}"
+        assert got["context"]["trace_id"] == want.trace_id, where
+        assert got["parent_id"] == want.parent_id, where
+        assert got["name"] == want.name, where
+        assert abs(_micros(got["start_time"]) - want.start_ns / 1000) <= 1, where
+        assert abs(_micros(got["end_time"]) - want.end_ns / 1000) <= 1, where
+        assert (got["status_code"], got["status_message"]) == (
+            want.status_code,
+            want.status_message,
+        ), where
+        attributes = dict(want.attributes)
+        assert got["span_kind"] == attributes.pop("openinference.span.kind"), where
+        assert {k: got["attributes"].get(k) for k in attributes} == attributes, where
+        added = sorted(k for k in got["attributes"] if k not in attributes)
+        assert all(DERIVED.match(k) for k in added), (where, added)
+        assert [(e["name"], e["attributes"]) for e in got["events"]] == want.events, where
+    return stored
+
+
+def _tree(spans: list[Span]) -> Tree:
+    """Phoenix's parent/child structure as (name, kind, children), children by name."""
+    (root,) = (s for s in spans if s["parent_id"] is None)
+
+    def build(span: Span) -> Tree:
+        below = [s for s in spans if s["parent_id"] == span["context"]["span_id"]]
+        return span["name"], span["span_kind"], tuple(sorted(build(s) for s in below))
+
+    return build(root)
 
 
 def _one(spans: list[Span], name: str) -> Span:
@@ -38,44 +109,37 @@ def _one(spans: list[Span], name: str) -> Span:
     return found[0]
 
 
-def _children(spans: list[Span], parent: Span) -> list[str]:
-    return sorted(s["name"] for s in spans if s["parent_id"] == parent["context"]["span_id"])
-
-
 def _events(span: Span, name: str) -> list[dict[str, Any]]:
     return [e["attributes"] for e in span.get("events", []) if e["name"] == name]
 
 
-def _assert_one_tree(spans: list[Span], output: str) -> None:
-    """The trace id that was sent; every parent is a span of the set; exactly one root."""
-    assert {s["context"]["trace_id"] for s in spans} == set(_sent_trace_ids(output))
-    ids = {s["context"]["span_id"] for s in spans}
-    roots = [s for s in spans if s["parent_id"] is None]
-    assert len(roots) == 1, [s["name"] for s in roots]
-    assert all(s["parent_id"] in ids for s in spans if s["parent_id"] is not None)
-
-
-def test_quickstart_in_phoenix(phoenix: Phoenix, project: str) -> None:
-    output = run_example("quickstart.py", _env(phoenix, project))
-    spans = phoenix.wait_for_spans(project, 5)
-    assert len(spans) == 5
-    _assert_one_tree(spans, output)
+def test_quickstart_in_phoenix(phoenix: Phoenix, proxy: RecordingProxy, project: str) -> None:
+    output = run_example("quickstart.py", _env(proxy, project))
+    spans = _stored_as_sent(phoenix, proxy, project, 5, output)
+    assert _tree(spans) == (
+        "invoke_agent support_agent",
+        "AGENT",
+        (
+            ("compose_answer", "CHAIN", (("chat gpt-4o-mini", "LLM", ()),)),
+            ("execute_tool get_weather", "TOOL", ()),
+            ("retrieval faq_lookup", "RETRIEVER", ()),
+        ),
+    )
 
     agent = _one(spans, "invoke_agent support_agent")
-    assert agent["span_kind"] == "AGENT"
-    assert agent["parent_id"] is None
-    assert _children(spans, agent) == [
-        "compose_answer",
-        "execute_tool get_weather",
-        "retrieval faq_lookup",
-    ]
     attrs = agent["attributes"]
     assert json.loads(attrs["input.value"]) == {"text": "What's the weather in Paris?"}
     assert attrs["output.value"].startswith("It's 21°C and sunny.")
     assert attrs["user.id"] == "user-42"
     assert attrs["session.id"] == "session-7"
-    roles = [m["rollout.message.role"] for m in _events(agent, "rollout.message")]
-    assert roles == ["user", "assistant"]
+    messages = [
+        (m["rollout.message.role"], m["rollout.message.content"])
+        for m in _events(agent, "rollout.message")
+    ]
+    assert messages[0] == ("user", "What's the weather in Paris?")
+    assert messages[1][0] == "assistant"
+    assert messages[1][1].startswith("It's 21°C and sunny.")
+    assert len(messages) == 2
     assert _events(agent, "rollout.feedback") == [
         {"rollout.feedback.name": "thumbs_up", "rollout.feedback.value": True}
     ]
@@ -86,19 +150,17 @@ def test_quickstart_in_phoenix(phoenix: Phoenix, project: str) -> None:
     assert evaluations == {"thumbs_up", "resolved"}
 
     tool = _one(spans, "execute_tool get_weather")
-    assert tool["span_kind"] == "TOOL"
     assert json.loads(tool["attributes"]["input.value"]) == {"city": "Paris"}
     assert json.loads(tool["attributes"]["output.value"])["temp"] == 21
+    assert tool["attributes"]["tool.name"] == "get_weather"
+    assert tool["attributes"]["tool.parameters.city"] == "Paris"  # derived by Phoenix
 
     retrieval = _one(spans, "retrieval faq_lookup")
-    assert retrieval["span_kind"] == "RETRIEVER"
+    question = "What's the weather in Paris?"
+    assert json.loads(retrieval["attributes"]["input.value"]) == {"query": question}
+    assert json.loads(retrieval["attributes"]["output.value"]) == ["Weather answers use Celsius."]
 
-    task = _one(spans, "compose_answer")
-    assert task["span_kind"] == "CHAIN"
-    llm = _one(spans, "chat gpt-4o-mini")
-    assert llm["span_kind"] == "LLM"
-    assert llm["parent_id"] == task["context"]["span_id"]
-    llm_attrs = llm["attributes"]
+    llm_attrs = _one(spans, "chat gpt-4o-mini")["attributes"]
     assert llm_attrs["llm.model_name"] == "gpt-4o-mini"
     assert llm_attrs["llm.provider"] == "openai"
     assert (
@@ -107,60 +169,121 @@ def test_quickstart_in_phoenix(phoenix: Phoenix, project: str) -> None:
         llm_attrs["llm.token_count.total"],
     ) == (42, 12, 54)
     assert llm_attrs["llm.token_count.prompt_details.cache_read"] == 10
-    assert "input.value" in llm_attrs
-    assert "output.value" in llm_attrs
+    assert llm_attrs["llm.cost.total"] == 0.00021
+    assert json.loads(llm_attrs["input.value"])[0]["role"] == "user"
+    assert llm_attrs["output.value"].startswith("It's 21°C and sunny.")
     assert all(s["status_code"] != "ERROR" for s in spans)
 
+    # Phoenix's own trace summary counts the LLM span's tokens.
+    (trace,) = phoenix.traces(project)
+    assert trace["trace_id"] == agent["context"]["trace_id"]
+    assert (
+        trace["token_count_prompt"],
+        trace["token_count_completion"],
+        trace["token_count_total"],
+    ) == (42, 12, 54)
 
-def test_async_multi_agent_in_phoenix(phoenix: Phoenix, project: str) -> None:
-    output = run_example("multi_agent.py", _env(phoenix, project))
-    spans = phoenix.wait_for_spans(project, 9)
-    assert len(spans) == 9
-    _assert_one_tree(spans, output)
-    desk = _one(spans, "invoke_agent travel_desk")
-    assert desk["span_kind"] == "AGENT"
-    assert _children(spans, desk) == ["invoke_agent flights_agent", "invoke_agent hotels_agent"]
-    for specialist, tool in (("flights", "search_flights"), ("hotels", "search_hotels")):
-        agent = _one(spans, f"invoke_agent {specialist}_agent")
-        assert agent["span_kind"] == "AGENT"
-        assert _children(spans, agent) == [
-            "chat gpt-4o-mini",
-            f"execute_tool {tool}",
-            f"retrieval {specialist}_docs",
-        ]
-    kinds = Counter(s["span_kind"] for s in spans)
-    assert kinds == Counter({"AGENT": 3, "TOOL": 2, "LLM": 2, "RETRIEVER": 2})
+
+def test_async_multi_agent_in_phoenix(
+    phoenix: Phoenix, proxy: RecordingProxy, project: str
+) -> None:
+    output = run_example("multi_agent.py", _env(proxy, project))
+    spans = _stored_as_sent(phoenix, proxy, project, 9, output)
+    specialist = {
+        topic: (
+            f"invoke_agent {topic}_agent",
+            "AGENT",
+            (
+                ("chat gpt-4o-mini", "LLM", ()),
+                (f"execute_tool search_{topic}", "TOOL", ()),
+                (f"retrieval {topic}_docs", "RETRIEVER", ()),
+            ),
+        )
+        for topic in ("flights", "hotels")
+    }
+    assert _tree(spans) == (
+        "invoke_agent travel_desk",
+        "AGENT",
+        (specialist["flights"], specialist["hotels"]),
+    )
+    assert Counter(s["span_kind"] for s in spans) == Counter(
+        {"AGENT": 3, "TOOL": 2, "LLM": 2, "RETRIEVER": 2}
+    )
     for llm in (s for s in spans if s["span_kind"] == "LLM"):
-        assert llm["attributes"]["llm.model_name"] == "gpt-4o-mini"
-        assert llm["attributes"]["llm.token_count.completion"] == 9
+        attrs = llm["attributes"]
+        assert attrs["llm.model_name"] == "gpt-4o-mini"
+        assert attrs["llm.provider"] == "openai"
+        assert attrs["llm.token_count.completion"] == 9
+        assert attrs["llm.token_count.prompt"] > 0
+        assert attrs["llm.token_count.total"] == attrs["llm.token_count.prompt"] + 9
+        assert attrs["output.value"].startswith("Summary of ")
+    for span in spans:
+        assert "input.value" in span["attributes"], span["name"]
+        assert "output.value" in span["attributes"], span["name"]
+    for topic in ("flights", "hotels"):
+        agent = _one(spans, f"invoke_agent {topic}_agent")
+        (said,) = _events(agent, "rollout.message")
+        assert (said["rollout.message.role"], said["rollout.message.is_internal"]) == (
+            "assistant",
+            True,
+        )
+        assert said["rollout.message.content"] == agent["attributes"]["output.value"]
+        assert _events(agent, "rollout.signal") == [
+            {"rollout.signal.name": "options_found", "rollout.signal.value": 1}
+        ]
+    flights = _one(spans, "execute_tool search_flights")["attributes"]
+    assert json.loads(flights["input.value"]) == {"origin": "PAR", "destination": "LIS"}
+    assert json.loads(flights["output.value"])[0]["flight"] == "AF123"
+
+    desk = _one(spans, "invoke_agent travel_desk")
     assert desk["attributes"]["user.id"] == "user-7"
     assert {s["attributes"].get("session.id") for s in spans} == {"trip-2026"}
+    assert desk["attributes"]["output.value"].startswith("Flights: Summary of ")
+    assert [m["rollout.message.role"] for m in _events(desk, "rollout.message")] == [
+        "user",
+        "assistant",
+    ]
     assert _events(desk, "rollout.feedback") == [
         {"rollout.feedback.name": "helpful", "rollout.feedback.value": 5}
     ]
-    assert [e["rollout.signal.name"] for e in _events(desk, "rollout.signal")] == [
-        "booking_started"
+    assert _events(desk, "rollout.signal") == [
+        {"rollout.signal.name": "booking_started", "rollout.signal.value": True}
     ]
+    # The coordinator's span carries the usage summed over both specialists' LLM calls.
+    llm_tokens = sum(
+        s["attributes"]["llm.token_count.total"] for s in spans if s["span_kind"] == "LLM"
+    )
+    assert desk["attributes"]["rollout.usage.total_tokens"] == llm_tokens
 
 
-def test_error_example_in_phoenix(phoenix: Phoenix, project: str) -> None:
-    output = run_example("error_example.py", _env(phoenix, project))
+def test_error_example_in_phoenix(phoenix: Phoenix, proxy: RecordingProxy, project: str) -> None:
+    output = run_example("error_example.py", _env(proxy, project))
     assert "handled: card declined" in output
-    spans = phoenix.wait_for_spans(project, 2)
-    _assert_one_tree(spans, output)
+    spans = _stored_as_sent(phoenix, proxy, project, 2, output)
+    assert _tree(spans) == (
+        "invoke_agent billing_agent",
+        "AGENT",
+        (("execute_tool charge_card", "TOOL", ()),),
+    )
     for name in ("invoke_agent billing_agent", "execute_tool charge_card"):
         span = _one(spans, name)
         assert span["status_code"] == "ERROR"
-        assert "card declined" in span["status_message"]
+        assert span["status_message"].startswith("PaymentDeclinedError: card declined")
+        assert span["attributes"]["error.type"] == "PaymentDeclinedError"
         (exception,) = _events(span, "exception")
         assert exception["exception.type"].endswith("PaymentDeclinedError")
         assert "card declined for order ord-1001" in exception["exception.message"]
         assert "Traceback" in exception["exception.stacktrace"]
+    tool = _one(spans, "execute_tool charge_card")
+    assert json.loads(tool["attributes"]["input.value"]) == {"order_id": "ord-1001", "amount": 42.5}
+    assert "output.value" not in tool["attributes"]
 
 
-def test_late_feedback_lands_in_the_same_trace(phoenix: Phoenix, project: str) -> None:
-    run_example("error_example.py", _env(phoenix, project))
-    (root,) = [s for s in phoenix.wait_for_spans(project, 2) if s["parent_id"] is None]
+def test_late_feedback_lands_in_the_same_trace(
+    phoenix: Phoenix, proxy: RecordingProxy, project: str
+) -> None:
+    output = run_example("error_example.py", _env(proxy, project))
+    (root,) = [s for s in _stored_as_sent(phoenix, proxy, project, 2, output) if not s["parent_id"]]
     trace_id = root["context"]["trace_id"]
     script = (
         "import mv37.rollout as rollout\n"
@@ -169,14 +292,14 @@ def test_late_feedback_lands_in_the_same_trace(phoenix: Phoenix, project: str) -
     )
     done = subprocess.run(
         [sys.executable, "-c", script],
-        env={**os.environ, **_env(phoenix, project)},
+        env={**clean_environ(), **_env(proxy, project)},
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    spans = phoenix.wait_for_spans(project, 3)
+    spans = _stored_as_sent(phoenix, proxy, project, 3, output + done.stdout)
     carrier = _one(spans, "feedback thumbs_up")
     assert carrier["context"]["trace_id"] == trace_id
     assert carrier["span_kind"] == "EVALUATOR"

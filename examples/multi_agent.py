@@ -37,8 +37,8 @@ async def search_hotels(city: str, nights: int) -> list[dict[str, object]]:
 
 
 async def specialist(topic: str, question: str) -> str:
-    """One specialist: retrieval, a tool, an LLM call."""
-    trace = rollout.current_trace()
+    """One specialist: retrieval, a tool, an LLM call, its answer and an outcome signal."""
+    trace = rollout.current_trace()  # this specialist's own agent span
     assert trace is not None
     with trace.span("retrieval", name=f"{topic}_docs") as retrieval:
         retrieval.record_input({"query": question, "topic": topic})
@@ -53,6 +53,8 @@ async def specialist(topic: str, question: str) -> str:
         text, usage = await fake_llm(prompt)
         llm.record_output(text)
         llm.set_usage(**usage)
+    trace.message(role="assistant", content=text, is_internal=True)
+    trace.signal("options_found", len(found))
     return text
 
 
