@@ -29,7 +29,7 @@ $(BASE_STAMP): pyproject.toml
 $(E2E_STAMP): e2e/requirements.txt
 	@test -x $(E2E_VENV)/bin/python || $(PYTHON) -m venv $(E2E_VENV)
 	$(E2E_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(E2E_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --pre -r e2e/requirements.txt
+	$(E2E_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r e2e/requirements.txt
 	@touch $(E2E_STAMP)
 
 demo: $(STAMP)
