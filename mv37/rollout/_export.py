@@ -88,15 +88,26 @@ def _export(
 
 
 class SyncExporter(SpanProcessor):
-    """`sync_mode`: export each span in the calling thread as it ends, counted."""
+    """`sync_mode`: export each span in the calling thread as it ends, counted.
+
+    A span larger than `max_bytes` (the smaller of `max_batch_bytes` and
+    `max_queue_bytes`, as for the batch queue) is dropped and counted `oversize`.
+    """
 
     def __init__(
-        self, exporter: SpanExporter, counters: Counters, privacy: PrivacyStage | None = None
+        self,
+        exporter: SpanExporter,
+        counters: Counters,
+        privacy: PrivacyStage | None = None,
+        *,
+        max_bytes: int | None = None,
     ) -> None:
         self._exporter = exporter
         self._counters = counters
         self._privacy = privacy if privacy is not None and privacy.active else None
+        self._max_bytes = max_bytes
         self._shut = False
+        self._failed = False  # an export failed since the last force_flush
 
     def on_start(self, span: SDKSpan, parent_context: Context | None = None) -> None:
         """Nothing at start."""
@@ -106,8 +117,14 @@ class SyncExporter(SpanProcessor):
         if self._shut:
             self._counters.drop("shutdown")
             return
-        if span.context is not None and span.context.trace_flags.sampled:
-            _export(self._exporter, (span,), self._counters, self._privacy)
+        context = span.context
+        if context is None or not context.trace_flags.sampled:
+            return
+        if self._max_bytes is not None and estimate_size(span) > self._max_bytes:
+            self._counters.drop("oversize")
+            return
+        if not _export(self._exporter, (span,), self._counters, self._privacy):
+            self._failed = True
 
     def queued(self) -> int:
         return 0
@@ -119,8 +136,9 @@ class SyncExporter(SpanProcessor):
             self._exporter.shutdown()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Nothing is queued."""
-        return True
+        """Nothing is queued: False once if an export failed since the last flush."""
+        failed, self._failed = self._failed, False
+        return not failed
 
 
 class BatchExporter(SpanProcessor):

@@ -301,7 +301,12 @@ class Pipeline:
     def _export_processor(self, exporter: SpanExporter) -> SpanProcessor:
         config = self.config
         if config.sync_mode:
-            return SyncExporter(exporter, self.counters, self.privacy)
+            return SyncExporter(
+                exporter,
+                self.counters,
+                self.privacy,
+                max_bytes=min(config.max_batch_bytes, config.max_queue_bytes),
+            )
         return BatchExporter(
             exporter,
             self.counters,
