@@ -983,6 +983,48 @@ async def test_trace_decorated_methods_record_a_trace(
     assert spans[0]["trace_id"] != spans[1]["trace_id"]
 
 
+class _Shop:
+    def __init__(self) -> None:
+        self.tag = "shop"
+
+    def work(self, city: str, n: int = 1) -> dict[str, Any]:
+        return {"city": city, "n": n, "tag": self.tag}
+
+    async def awork(self, city: str, n: int = 1) -> dict[str, Any]:
+        await asyncio.sleep(0)
+        return {"city": city, "n": n, "tag": self.tag}
+
+    @classmethod
+    def kwork(cls, city: str, n: int = 1) -> dict[str, Any]:
+        return {"city": city, "n": n, "tag": cls.__name__}
+
+    @classmethod
+    async def akwork(cls, city: str, n: int = 1) -> dict[str, Any]:
+        return {"city": city, "n": n, "tag": cls.__name__}
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("bound_to", ["instance", "class"])
+async def test_decorating_an_already_bound_method_names_its_arguments(
+    captured: CapturedSpans, mode: str, bound_to: str
+) -> None:
+    """`rollout.tool("x")(obj.method)`: arguments recorded under their own names, no self."""
+    shop = _Shop()
+    methods = {
+        ("instance", "sync"): shop.work,
+        ("instance", "async"): shop.awork,
+        ("class", "sync"): _Shop.kwork,
+        ("class", "async"): _Shop.akwork,
+    }
+    tool = rollout.tool("bound")(methods[bound_to, mode])
+    with rollout.get_client().trace("root"):
+        result = await run(mode, tool, "Paris", n=2)
+    assert result == {"city": "Paris", "n": 2, "tag": "shop" if bound_to == "instance" else "_Shop"}
+    [span] = named(captured, "bound")
+    assert json.loads(span["attributes"][sc.ROLLOUT_INPUT]) == {"city": "Paris", "n": 2}
+    assert json.loads(span["attributes"][sc.ROLLOUT_OUTPUT]) == result
+
+
 # == 5. preservation ========================================================================
 
 

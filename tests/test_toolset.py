@@ -222,17 +222,26 @@ def test_implicit_traces_of_methods_and_failures(captured: CapturedSpans, mode: 
     assert captured.by_name("invoke_workflow fail")["status"] == "ERROR"
 
 
+@pytest.mark.parametrize("how", ["function", "method"])
 @pytest.mark.parametrize("mode", ["sync", "async"])
-def test_implicit_traces_go_to_the_given_client(captured: CapturedSpans, mode: str) -> None:
+def test_implicit_traces_go_to_the_given_client(
+    captured: CapturedSpans, mode: str, how: str
+) -> None:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     own = rollout.Rollout(tracer_provider=provider, console=False, sync_mode=True)
+    tools_in = SYNC if mode == "sync" else ASYNC
     try:
-        tools = wrap_tools(SYNC if mode == "sync" else ASYNC, implicit_trace=True, client=own)
+        if how == "function":
+            tools = wrap_tools(tools_in, implicit_trace=True, client=own)
+        else:
+            tools = own.wrap_tools(tools_in, implicit_trace=True)
         assert _call(tools["add"], mode, 1, 2) == 3
+        assert not own.is_shut_down
     finally:
         own.shutdown()
+    assert own.is_shut_down
     names = sorted(span.name for span in exporter.get_finished_spans())
     assert names == ["execute_tool add", "invoke_workflow add"]
     assert captured.as_dicts() == []

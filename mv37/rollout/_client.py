@@ -536,6 +536,7 @@ class Rollout:
             record_input=record_input,
             record_output=record_output,
             implicit_trace=implicit_trace,
+            client=self,
         )
 
     def instrument_openai_agents(self, *, replace: bool = False) -> Any:
@@ -577,6 +578,11 @@ class Rollout:
     async def ashutdown(self) -> None:
         """`shutdown` without blocking the event loop."""
         await asyncio.to_thread(self.shutdown)
+
+    @property
+    def is_shut_down(self) -> bool:
+        """True once `shutdown()` ran (a later `init()` shuts the previous client down)."""
+        return self._pipeline is not None and self._pipeline.is_shut_down
 
     def stats(self) -> RolloutStats:
         """Delivery counters: spans started, exported, queued, dropped (by reason), failed.

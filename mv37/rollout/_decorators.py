@@ -95,7 +95,11 @@ class _Engine:
     __slots__ = ("child_cls", "is_trace", "name", "options", "params", "plan")
 
     def __init__(self, options: ScopeOptions, fn: Callable[..., Any] | None) -> None:
-        target = fn.__func__ if isinstance(fn, (staticmethod, classmethod)) else fn
+        # staticmethod/classmethod objects and bound methods (`tool()(obj.method)`): the
+        # function underneath. wrapt passes a bound method's `__self__` as the instance,
+        # so the parameter list must still start with `self`/`cls`.
+        is_method = isinstance(fn, (staticmethod, classmethod)) or inspect.ismethod(fn)
+        target = fn.__func__ if is_method else fn  # type: ignore[union-attr]
         self.options = options
         self.name = options.name or getattr(target, "__name__", None) or options.span_type
         self.is_trace = options.span_type in TRACE_TYPES

@@ -344,6 +344,11 @@ class Pipeline:
                 ok = False
         return ok
 
+    @property
+    def is_shut_down(self) -> bool:
+        """True once `shutdown()` ran."""
+        return self._shut
+
     def shutdown(self) -> None:
         """Flush (within `shutdown_timeout`) and stop what this client added; idempotent."""
         if self._shut:
@@ -393,7 +398,7 @@ def _flush_in_multiprocessing_child(ref: weakref.ref[Pipeline]) -> None:
 
 def _flush_at_exit(ref: weakref.ref[Pipeline]) -> None:
     pipeline = ref()
-    if pipeline is not None and not pipeline._shut:
+    if pipeline is not None and not pipeline.is_shut_down:
         pipeline.flush()
 
 

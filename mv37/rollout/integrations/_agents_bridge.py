@@ -73,15 +73,6 @@ def _agents() -> ModuleType:
     return agents
 
 
-def _is_shut_down(client: Rollout) -> bool:
-    """Whether `client` was shut down (a later `init()` does that to the previous one).
-
-    Reads the pipeline's flag: `Rollout` has no public property for it yet.
-    """
-    pipeline = getattr(client, "_pipeline", None)
-    return bool(getattr(pipeline, "_shut", False))
-
-
 # -- the processor ----------------------------------------------------------------------------
 
 
@@ -100,7 +91,7 @@ class RolloutAgentsProcessor:
 
     def _rollout(self) -> Rollout:
         client = self.client
-        if client is not None and not _is_shut_down(client):
+        if client is not None and not client.is_shut_down:
             return client
         from mv37.rollout._global import get_client
 
