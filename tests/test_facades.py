@@ -176,6 +176,86 @@ async def test_llm_span_model_options_and_mirrors(
     }
 
 
+@pytest.mark.parametrize("mode", MODES)
+async def test_llm_span_messages_recorded_by_hand_get_message_mirrors(
+    captured: CapturedSpans, mode: str
+) -> None:
+    """record_input/record_output on an LLM span: GenAI and OpenInference message mirrors."""
+    chat = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": [{"type": "text", "text": "Weather in Paris?"}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "21C"},
+    ]
+    async with entered(captured.client.trace("support"), mode) as trace:
+        async with entered(trace.llm("answer", model="m1"), mode) as llm:
+            llm.record_input(chat)
+            llm.record_output("It is 21C.")
+        async with entered(trace.llm("plain", model="m2"), mode) as llm:
+            llm.record_input({"query": "not a chat"})  # no role: no message mirrors
+            llm.record_output(42)
+        async with entered(trace.span("task", name="step"), mode) as step:
+            step.record_input(chat)  # only LLM spans carry messages
+
+    attrs = captured.by_name("chat m1")["attributes"]
+    assert json.loads(attrs[sc.GEN_AI_INPUT_MESSAGES]) == [
+        {"role": "system", "parts": [{"type": "text", "content": "Be brief."}]},
+        {"role": "user", "parts": [{"type": "text", "content": "Weather in Paris?"}]},
+        {
+            "role": "assistant",
+            "parts": [
+                {
+                    "type": "tool_call",
+                    "id": "call_1",
+                    "name": "get_weather",
+                    "arguments": {"city": "Paris"},
+                }
+            ],
+        },
+        {
+            "role": "tool",
+            "parts": [{"type": "tool_call_response", "id": "call_1", "response": "21C"}],
+        },
+    ]
+    assert json.loads(attrs[sc.GEN_AI_OUTPUT_MESSAGES]) == [
+        {"role": "assistant", "parts": [{"type": "text", "content": "It is 21C."}]}
+    ]
+    assert attrs["llm.input_messages.0.message.role"] == "system"
+    assert attrs["llm.input_messages.1.message.content"] == "Weather in Paris?"
+    call = "llm.input_messages.2.message.tool_calls.0.tool_call"
+    assert attrs[f"{call}.function.name"] == "get_weather"
+    assert attrs["llm.input_messages.3.message.tool_call_id"] == "call_1"
+    assert attrs["llm.output_messages.0.message.role"] == "assistant"
+    assert attrs["llm.output_messages.0.message.content"] == "It is 21C."
+    assert json.loads(attrs[sc.INPUT_VALUE]) == chat  # the payload itself, unchanged
+
+    for name in ("chat m2", "step"):
+        keys = captured.by_name(name)["attributes"]
+        assert sc.GEN_AI_INPUT_MESSAGES not in keys
+        assert not any(k.startswith("llm.input_messages") for k in keys)
+    assert sc.GEN_AI_OUTPUT_MESSAGES not in captured.by_name("chat m2")["attributes"]
+
+
+def test_llm_message_mirrors_follow_the_content_switch() -> None:
+    with capture_spans(capture_content=False) as quiet:
+        with quiet.client.trace("t") as trace, trace.llm("a", model="m") as llm:
+            llm.record_input([{"role": "user", "content": "secret prompt"}])
+            llm.record_output("secret answer")
+        attrs = quiet.by_name("chat m")["attributes"]
+    assert not any("messages" in key for key in attrs)
+    assert "secret" not in json.dumps(attrs)
+
+
 # == tool calls ===============================================================================
 
 

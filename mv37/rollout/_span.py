@@ -20,6 +20,7 @@ from opentelemetry.trace import Status, StatusCode
 from mv37.rollout import _events
 from mv37.rollout import semconv as sc
 from mv37.rollout._attributes import (
+    LLM,
     capture_allowed,
     clean_usage,
     error_attributes,
@@ -29,6 +30,7 @@ from mv37.rollout._attributes import (
 from mv37.rollout._context import context_with
 from mv37.rollout._diagnostics import internal_error
 from mv37.rollout._fastattrs import set_clean_attributes
+from mv37.rollout._llm_messages import message_attributes
 from mv37.rollout._payload import cap_text
 
 if TYPE_CHECKING:
@@ -99,6 +101,8 @@ class _Scope:
         if self._recording and capture_allowed(self._client.config, direction, self._span_type):
             limit = self._client.config.max_payload_chars
             self._set(payload_attributes(direction, value, limit, self._span_type))
+            if self._span_type == LLM:
+                self._set(message_attributes(self._otel, direction, value, limit))
 
     def _attach(self, trace: Trace, span: Span | None) -> None:
         try:

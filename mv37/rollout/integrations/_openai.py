@@ -440,3 +440,27 @@ class ResponsesAccumulator:
             model=self.model,
             messages=[message("assistant", parts)] if parts else [],
         )
+
+
+def recorded_messages(direction: str, value: object) -> list[Message] | None:
+    """Chat messages in what a user passed to `record_input`/`record_output` on an LLM span.
+
+    Understood: a message dict (`{"role": ..., "content": ...}`, OpenAI chat shape, tool
+    calls included), a list of them, a dict with a `"messages"` list, and a plain string
+    (the user's prompt going in, the assistant's text coming out). Anything else: None.
+
+    Example:
+        >>> recorded_messages("input", [{"role": "user", "content": "hi"}])
+        [{'role': 'user', 'parts': [{'type': 'text', 'content': 'hi'}]}]
+    """
+    if isinstance(value, str):
+        role = "user" if direction == "input" else "assistant"
+        return [message(role, [text_part(value)])]
+    if isinstance(value, Mapping):
+        if "role" in value:
+            return [_chat_message(value)]
+        value = value.get("messages")
+    items = sequence(value) if not isinstance(value, (str, bytes)) else None
+    if not items or not all(isinstance(m, Mapping) and "role" in m for m in items):
+        return None
+    return [_chat_message(m) for m in items]
