@@ -172,6 +172,12 @@ def test_quickstart_in_phoenix(phoenix: Phoenix, proxy: RecordingProxy, project:
     assert llm_attrs["llm.cost.total"] == 0.00021
     assert json.loads(llm_attrs["input.value"])[0]["role"] == "user"
     assert llm_attrs["output.value"].startswith("It's 21°C and sunny.")
+    # The conversation Phoenix's LLM view shows (OpenInference) and the GenAI mirror.
+    assert llm_attrs["llm.input_messages.0.message.role"] == "user"
+    assert llm_attrs["llm.input_messages.0.message.content"].startswith("Question: What's")
+    assert llm_attrs["llm.output_messages.0.message.role"] == "assistant"
+    assert llm_attrs["llm.output_messages.0.message.content"].startswith("It's 21°C and sunny.")
+    assert json.loads(llm_attrs["gen_ai.input.messages"])[0]["role"] == "user"
     assert all(s["status_code"] != "ERROR" for s in spans)
 
     # Phoenix's own trace summary counts the LLM span's tokens.
