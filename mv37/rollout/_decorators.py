@@ -361,7 +361,11 @@ async def _traced_async_generator(
 
 def instrument(options: ScopeOptions, fn: Any) -> Any:
     """Wrap `fn` (function, method, classmethod, staticmethod) with the engine."""
-    engine = _Engine(options, fn)
+    return wrap_with(_Engine(options, fn), fn)
+
+
+def wrap_with(engine: _Engine, fn: Any) -> Any:
+    """Wrap `fn` with `engine`, in the call shape of `fn` (sync, async, generators)."""
     target = fn.__func__ if isinstance(fn, (staticmethod, classmethod)) else fn
     if inspect.isasyncgenfunction(target):
         wrapper = _asyncgen_wrapper(engine)

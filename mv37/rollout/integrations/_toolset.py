@@ -23,14 +23,7 @@ import wrapt
 from mv37.rollout._api import tool, trace
 from mv37.rollout._attributes import TRACE
 from mv37.rollout._context import current_trace
-from mv37.rollout._decorators import (
-    ScopeOptions,
-    _async_wrapper,
-    _asyncgen_wrapper,
-    _Engine,
-    _gen_wrapper,
-    _sync_wrapper,
-)
+from mv37.rollout._decorators import ScopeOptions, _Engine, wrap_with
 from mv37.rollout._diagnostics import internal_error
 from mv37.rollout._span import _Scope
 
@@ -93,15 +86,7 @@ def _trace_on(client: Rollout, name: str, fn: Any) -> Any:
     """`rollout.trace(name)(fn)`, recording into `client`."""
     engine = _TraceOn(ScopeOptions(TRACE, name=name), fn)
     engine.client = client
-    if inspect.isasyncgenfunction(fn):
-        shape = _asyncgen_wrapper(engine)
-    elif inspect.iscoroutinefunction(fn):
-        shape = _async_wrapper(engine)
-    elif inspect.isgeneratorfunction(fn):
-        shape = _gen_wrapper(engine)
-    else:
-        shape = _sync_wrapper(engine)
-    return wrapt.decorator(shape)(fn)
+    return wrap_with(engine, fn)
 
 
 def wrap_tool(
