@@ -459,8 +459,12 @@ async def test_calls_return_while_the_collector_holds_the_export(
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_shutdown_with_a_stalled_collector_is_bounded_and_counts_the_unsent(
-    receiver: OTLPReceiver, monkeypatch: pytest.MonkeyPatch, mode: str
+    receiver: OTLPReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    mode: str,
 ) -> None:
+    caplog.set_level(logging.DEBUG, logger="mv37.rollout")
     export_timeout(monkeypatch, HOLD_MS)
     shutdown_timeout = 0.5
     client = rollout.init(
@@ -484,6 +488,10 @@ async def test_shutdown_with_a_stalled_collector_is_bounded_and_counts_the_unsen
         else:
             run_bounded(rollout.shutdown, shutdown_timeout + SLACK)
         assert latch.held == 1  # shutdown returned while the collector still held it
+        assert (
+            f"{4 * SPANS_PER_RUN} queued spans dropped, {SPANS_PER_RUN} still in flight"
+            in caplog.text
+        )
 
         stats = client.stats()
         assert stats.dropped["shutdown"] == 4 * SPANS_PER_RUN  # the queued, never sent

@@ -358,6 +358,7 @@ class BatchExporter(SpanProcessor):
             self._stopping = True
             self._work.notify_all()
             unsent = len(self._queue) if not flushed else 0
+            in_flight = self._enqueued - len(self._queue) - self._finished
             self._queue.clear()
             self._bytes = 0
         if unsent:
@@ -370,4 +371,10 @@ class BatchExporter(SpanProcessor):
         if worker is not None and worker.is_alive():
             worker.join(max(0.0, budget - (time.monotonic() - started)) + 0.05)
         if not flushed:
-            logger.debug("mv37.rollout: shutdown timed out; %d queued spans dropped", unsent)
+            # The batch on the wire is counted (exported or failed) when its request ends,
+            # if the process lives that long.
+            logger.debug(
+                "mv37.rollout: shutdown timed out; %d queued spans dropped, %d still in flight",
+                unsent,
+                max(0, in_flight),
+            )
