@@ -49,23 +49,8 @@ def hop() -> Iterator[Hop]:
 
 
 def _comparable(span: ReceivedSpan) -> tuple[object, ...]:
-    return (
-        span.trace_id,
-        span.span_id,
-        span.parent_span_id,
-        span.name,
-        span.kind,
-        span.attributes,
-        span.events,
-        span.links,
-        span.status_code,
-        span.status_message,
-        span.resource,
-        span.scope_name,
-        span.start_time_unix_nano,
-        span.end_time_unix_nano,
-        span.trace_state,
-    )
+    """Everything a hop could alter: `_received_view` plus the scope name and trace state."""
+    return (*_received_view(span), span.scope_name, span.trace_state)
 
 
 def _plain(value: Any) -> Any:
