@@ -91,6 +91,30 @@ def test_explicit_arguments_win_over_the_user_block(captured: CapturedSpans) -> 
     assert _ids(captured) == [("invoke_workflow run", "explicit", "block-session", None)]
 
 
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_an_explicit_user_wins_over_a_block_with_traits(
+    captured: CapturedSpans, mode: str
+) -> None:
+    """The block's traits describe the block's user: an explicit other user gets none."""
+
+    @rollout.agent("helpdesk", user_id="explicit")
+    def helpdesk() -> int:
+        return step(1)
+
+    @rollout.agent("ahelpdesk", user_id="explicit")
+    async def ahelpdesk() -> int:
+        return await astep(1)
+
+    with rollout.user(user_id="block", traits={"plan": "pro"}, session_id="s-1"):
+        assert (await ahelpdesk() if mode == "async" else helpdesk()) == 1
+    spans = captured.as_dicts()
+    assert {s["attributes"].get(sc.USER_ID) for s in spans} == {"explicit"}
+    assert {s["attributes"].get(sc.SESSION_ID) for s in spans} == {"s-1"}
+    events = [e for s in spans for e in s["events"] if e["name"] == sc.EVENT_ROLLOUT_IDENTIFY]
+    assert events == []
+    assert "block" not in json.dumps([s["attributes"] for s in spans])
+
+
 def test_user_traits_are_recorded_as_an_identify_event(captured: CapturedSpans) -> None:
     with rollout.user(user_id="u-9", traits={"plan": "pro"}, account_id="acme"):
         agent(1)

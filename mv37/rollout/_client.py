@@ -256,9 +256,15 @@ class Rollout:
             if external_trace_id:
                 self._remember_external(str(external_trace_id), trace.trace_id)
             self._remember_root(trace)
-            if user is not None and (user.traits or user.account_traits):
+            # The context's traits describe the context's user: an explicit, different
+            # `user_id=` on this trace wins and gets none of them.
+            if (
+                user is not None
+                and (user.traits or user.account_traits)
+                and user.user_id in (None, fields["user_id"])
+            ):
                 trace.identify_user(
-                    user.user_id,
+                    fields["user_id"],
                     traits=user.traits,
                     account_id=user.account_id,
                     account_traits=user.account_traits,
