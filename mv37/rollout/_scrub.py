@@ -138,6 +138,25 @@ def key_words(key: str) -> list[str]:
     return _WORDS.findall(_CAMEL.sub(r"\1_\2", key).lower())
 
 
+def first_letter_searches(words: Iterable[str]) -> tuple[re.Pattern[str], ...]:
+    """One regex per first character, e.g. `c(?:ard|ookie|red|v[cv])`, that together find
+    exactly the texts containing one of `words`.
+
+    A regex that starts with a literal character is searched with a tight scan for that
+    character; `word in text` is a skip loop bound by memory latency, and one alternation
+    of all words tests a character class at every position. For 14 triggers in 2 kB this
+    is 5 scans of ~1 us instead of 14 `in` of ~1.2 us.
+    """
+    groups: dict[str, list[str]] = {}
+    for word in sorted(set(words)):
+        groups.setdefault(word[:1], []).append(word[1:])
+    return tuple(
+        re.compile(re.escape(first) + "(?:" + "|".join(re.escape(r) for r in rests) + ")")
+        for first, rests in groups.items()
+        if first  # key_words never yields an empty word
+    )
+
+
 class Redactor:
     """Finds and masks secrets in keys, strings and JSON text.
 
@@ -186,6 +205,9 @@ class Redactor:
             if self._key_triggers
             else None
         )
+        self._key_searches = tuple(
+            p.search for p in first_letter_searches(self._key_triggers)
+        )  # long strings
         self._cache: dict[str, bool] = {}
         self._clean: dict[str, None] = {}  # short strings already found clean
 
@@ -247,11 +269,7 @@ class Redactor:
         if (
             self._any_key is not None
             and ('":' in text or '" :' in text)
-            and (
-                self._any_key.search(lower) is not None
-                if short
-                else any(trigger in lower for trigger in self._key_triggers)
-            )
+            and (self._any_key.search(lower) is not None if short else self._has_key_trigger(lower))
         ):
             text, count = self._json_keys(text)
             if count:
@@ -266,6 +284,10 @@ class Redactor:
             text, n = pattern.subn(REDACTED, text)
             count += n
         return text, count
+
+    def _has_key_trigger(self, lower: str) -> bool:
+        """Whether a key trigger occurs in `lower` (same answer as `in` per trigger)."""
+        return any(search(lower) is not None for search in self._key_searches)
 
     def _json_keys(self, text: str) -> tuple[str, int]:
         stripped = text.lstrip()
