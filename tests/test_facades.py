@@ -246,14 +246,34 @@ async def test_llm_span_messages_recorded_by_hand_get_message_mirrors(
     assert sc.GEN_AI_OUTPUT_MESSAGES not in captured.by_name("chat m2")["attributes"]
 
 
-def test_llm_message_mirrors_follow_the_content_switch() -> None:
-    with capture_spans(capture_content=False) as quiet:
-        with quiet.client.trace("t") as trace, trace.llm("a", model="m") as llm:
-            llm.record_input([{"role": "user", "content": "secret prompt"}])
-            llm.record_output("secret answer")
-        attrs = quiet.by_name("chat m")["attributes"]
-    assert not any("messages" in key for key in attrs)
-    assert "secret" not in json.dumps(attrs)
+@pytest.mark.parametrize("switch", ["argument", "otel_env"])
+@pytest.mark.parametrize("mode", MODES)
+async def test_message_content_follows_the_content_switch(
+    monkeypatch: pytest.MonkeyPatch, mode: str, switch: str
+) -> None:
+    """Content off: LLM payloads and mirrors, and trace.message contents, stay home."""
+    options: dict[str, Any] = {}
+    if switch == "argument":
+        options["capture_content"] = False
+    else:
+        monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "false")
+    with capture_spans(**options) as quiet:
+        async with entered(quiet.client.trace("t"), mode) as trace:
+            trace.message(role="user", content="secret question")
+            async with entered(trace.llm("a", model="m"), mode) as llm:
+                llm.record_input([{"role": "user", "content": "secret prompt"}])
+                llm.record_output("secret answer")
+            trace.message(role="assistant", content="secret reply")
+        spans = quiet.as_dicts()
+    root = next(s for s in spans if s["name"] == "invoke_workflow t")
+    assert [
+        (e[sc.ROLLOUT_MESSAGE_ROLE], e[sc.ROLLOUT_MESSAGE_INDEX])
+        for e in events_named(root, sc.EVENT_ROLLOUT_MESSAGE)
+    ] == [("user", 0), ("assistant", 1)]
+    assert all(sc.ROLLOUT_MESSAGE_CONTENT not in e for e in events_named(root, "rollout.message"))
+    llm_attrs = next(s for s in spans if s["name"] == "chat m")["attributes"]
+    assert not any("messages" in key for key in llm_attrs)
+    assert "secret" not in json.dumps(spans)
 
 
 # == tool calls ===============================================================================

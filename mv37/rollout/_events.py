@@ -34,14 +34,16 @@ def message(
     tool_call_id: str | None = None,
     is_internal: bool = False,
     attributes: Mapping[str, Any] | None = None,
+    with_content: bool = True,
 ) -> None:
-    """A conversation message on `span`."""
+    """A conversation message on `span`; without its content when `with_content` is off."""
     attrs: Attributes = {
         sc.ROLLOUT_MESSAGE_ROLE: str(role),
-        sc.ROLLOUT_MESSAGE_CONTENT: serialize(content, limit).text,
         sc.ROLLOUT_MESSAGE_INDEX: index,
         sc.ROLLOUT_MESSAGE_IS_INTERNAL: bool(is_internal),
     }
+    if with_content:
+        attrs[sc.ROLLOUT_MESSAGE_CONTENT] = serialize(content, limit).text
     if content_type:
         attrs[sc.ROLLOUT_MESSAGE_CONTENT_TYPE] = str(content_type)
     if tool_call_id:

@@ -249,23 +249,30 @@ class Trace(_Scope):
         is_internal: bool = False,
         attributes: Mapping[str, Any] | None = None,
     ) -> None:
-        """A conversation message (user, assistant, system, tool) on the trace."""
+        """A conversation message (user, assistant, system, tool) on the trace.
+
+        With message content off (`capture_content=False`, or
+        `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=false`) the event keeps its
+        role and index but not the content.
+        """
         if not self._recording:
             return
         try:
             with self._lock:
                 index = self._messages
                 self._messages += 1
+            config = self._client.config
             _events.message(
                 self._otel,
                 role=role,
                 content=content,
                 index=index,
-                limit=self._client.config.max_payload_chars,
+                limit=config.max_payload_chars,
                 content_type=content_type,
                 tool_call_id=tool_call_id,
                 is_internal=is_internal,
                 attributes=attributes,
+                with_content=config.content_enabled,
             )
         except Exception as exc:
             internal_error("message", exc)
