@@ -1,9 +1,9 @@
 """The fast paths of `Redactor.text` give the same text and count as the plain scan.
 
 `reference_text` below is the scan without shortcuts: one `in` per key trigger, then one
-`subn` per credential pattern. Every fast path (grouped trigger searches, ...) must agree
-with it on long texts, where the fast paths run, and on texts just around the size
-thresholds.
+`subn` per credential pattern. Every fast path (grouped trigger searches, the characters a
+pattern's matches must contain, ...) must agree with it on long texts, where the fast
+paths run, and on texts just around the size thresholds.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from mv37.rollout._scrub import (
     _CLEAN_CACHE_CHARS,
+    _CREDENTIALS,
     _KEY_TRIGGERS,
     _MIN_SECRET,
     _SHORT_TEXT,
@@ -29,8 +30,8 @@ from mv37.rollout._scrub import (
 CREDENTIALS = (
     "sk-proj-A1b2C3d4E5f6G7h8J9k0L1m2",
     "Bearer abcDEF123456ghiJKL",
-    "AKIAABCDEFGHIJKLMNOP",
-    "ASIAABCDEFGHIJKLMNOP",
+    "AKIAIOSFODNN7EXAMPLE",
+    "ASIAIOSFODNN7EXAMPLE",
     "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
     "ghp_" + "a1" * 18,
     "github_pat_" + "B2_" * 15,
@@ -58,7 +59,7 @@ def reference_text(redactor: Redactor, text: str) -> tuple[str, int]:
         text, count = redactor._json_keys(text)
         if count:
             lower = text.lower()
-    for trigger, pattern in redactor._credentials:
+    for trigger, _needs, pattern in redactor._credentials:
         if trigger is None or trigger in lower:
             text, n = pattern.subn(REDACTED, text)
             count += n
@@ -117,6 +118,22 @@ def test_each_trigger_alone_in_a_long_text_is_found(trigger: str) -> None:
     text = "x" * 3000 + trigger + "x" * 3000
     assert Redactor()._has_key_trigger(text)
     assert not Redactor()._has_key_trigger(text.replace(trigger, trigger[:-1] + "_"))
+
+
+@pytest.mark.parametrize(
+    ("needs", "pattern"), [(needs, pattern) for trigger, needs, pattern in _CREDENTIALS]
+)
+def test_needed_characters_are_in_every_match(needs: str, pattern: str) -> None:
+    if "(?<=" in pattern:  # the bearer pattern: guarded by its trigger, needs nothing
+        assert not needs
+        return
+
+    @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.from_regex(pattern, fullmatch=True))
+    def check(match: str) -> None:
+        assert all(char in match for char in needs), (match, needs)
+
+    check()
 
 
 # -- whole texts --------------------------------------------------------------------------------

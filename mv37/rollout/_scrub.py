@@ -17,8 +17,9 @@ user's `scrubber` and `before_send`:
 Each redaction counts; a span with any carries `rollout.scrub.count`.
 
 Cheap by design: credential patterns start with a literal, which the regex engine
-finds with a fast substring search; secret JSON keys are looked for with a few literal
-triggers in the lower-cased text, and the JSON walk runs only on a hit.
+finds with a fast substring search, and a pattern runs only when the text holds every
+character its matches must contain (one `memchr` each); secret JSON keys are looked for
+with a few literal triggers in the lower-cased text, and the JSON walk runs only on a hit.
 
 Example:
     >>> Redactor().text('{"user": "ann", "password": "hunter2"}')
@@ -94,17 +95,24 @@ PII_WORDS: Final = frozenset(
 
 _CREDENTIALS: Final = (
     # (trigger looked up in the lower-cased text, or None: the pattern starts with a
-    # literal, which the regex engine finds as fast as `in`)
-    (None, r"sk-[A-Za-z0-9][A-Za-z0-9_\-]{15,}"),
-    ("bearer", r"(?i:(?<=bearer ))[A-Za-z0-9._~+/=\-]{8,}"),
-    (None, r"AKIA[0-9A-Z]{16}"),
-    (None, r"ASIA[0-9A-Z]{16}"),
-    (None, r"eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),
-    (None, r"gh[pousr]_[A-Za-z0-9]{30,}"),
-    (None, r"github_pat_[A-Za-z0-9_]{40,}"),
-    (None, r"xox[abprs]-[A-Za-z0-9\-]{10,}"),
-    (None, r"AIza[0-9A-Za-z_\-]{35}"),
-    (None, r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)"),
+    # literal, which the regex engine finds as fast as `in`;
+    #  characters every match contains, rarest first: when one is missing from the text
+    #  the pattern cannot match, and `char in text` is a memchr, ~40x cheaper than a pass;
+    #  the pattern)
+    (None, "-ks", r"sk-[A-Za-z0-9][A-Za-z0-9_\-]{15,}"),
+    ("bearer", "", r"(?i:(?<=bearer ))[A-Za-z0-9._~+/=\-]{8,}"),
+    (None, "KIA", r"AKIA[0-9A-Z]{16}"),
+    (None, "SIA", r"ASIA[0-9A-Z]{16}"),
+    (None, "J.ye", r"eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),
+    (None, "_gh", r"gh[pousr]_[A-Za-z0-9]{30,}"),
+    (None, "_bgh", r"github_pat_[A-Za-z0-9_]{40,}"),
+    (None, "x-o", r"xox[abprs]-[A-Za-z0-9\-]{10,}"),
+    (None, "IAz", r"AIza[0-9A-Za-z_\-]{35}"),
+    (
+        None,
+        "BGKN-",
+        r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)",
+    ),
 )
 _KEY_TRIGGERS: Final = (
     "pass",
@@ -188,14 +196,14 @@ class Redactor:
         )
         self._allow = frozenset(key.lower() for key in allow_keys)
         self._credentials = (
-            tuple((trigger, re.compile(pattern)) for trigger, pattern in _CREDENTIALS)
+            tuple((trigger, needs, re.compile(pattern)) for trigger, needs, pattern in _CREDENTIALS)
             if enabled
             else ()
         )
         self._extra = tuple(re.compile(pattern) for pattern in extra_patterns)
         # Short strings: one combined search says whether any pattern could apply at all
         # (cheaper than a pass per pattern below ~0.5 kB; longer ones use the passes).
-        everything = [p.pattern for _, p in self._credentials] + [p.pattern for p in self._extra]
+        everything = [p.pattern for *_, p in self._credentials] + [p.pattern for p in self._extra]
         self._any_credential = re.compile("|".join(everything)) if everything else None
         self._key_triggers = (_KEY_TRIGGERS if enabled else ()) + tuple(
             w for w in self._words - SECRET_WORDS
@@ -276,8 +284,13 @@ class Redactor:
                 lower = text.lower()
         if short and (self._any_credential is None or self._any_credential.search(text) is None):
             return text, count
-        for trigger, pattern in self._credentials:
-            if trigger is None or trigger in lower:
+        for trigger, needs, pattern in self._credentials:
+            if trigger is not None and trigger not in lower:
+                continue
+            for char in needs:  # checked on the current text, after earlier masks
+                if char not in text:
+                    break  # a character every match contains is missing: no match
+            else:
                 text, n = pattern.subn(REDACTED, text)
                 count += n
         for pattern in self._extra:
