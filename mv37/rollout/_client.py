@@ -32,6 +32,7 @@ from mv37.rollout._attributes import (
     type_attributes,
     user_attributes,
 )
+from mv37.rollout._capture import capture_event
 from mv37.rollout._check import CheckResult, check_destination
 from mv37.rollout._config import RolloutConfig, resolve_config
 from mv37.rollout._context import current_trace, trace_in
@@ -46,6 +47,7 @@ from mv37.rollout._ids import (
     reset_forced_trace_id,
 )
 from mv37.rollout._pipeline import Pipeline
+from mv37.rollout._span import Span
 from mv37.rollout._stats import Counters, RolloutStats
 from mv37.rollout._trace import Trace
 from mv37.rollout._user import UserContext, UserFields, current_user
@@ -161,6 +163,51 @@ class Rollout:
             session_id=session_id,
             conversation_id=conversation_id,
             context=context,
+        )
+
+    def span(
+        self,
+        span_type: str = "span",
+        *,
+        name: str | None = None,
+        span_id: str | int | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        model: str | None = None,
+        provider: str | None = None,
+        model_version: str | None = None,
+        reasoning_mode: str | None = None,
+        temperature: float | None = None,
+        stream: bool | None = None,
+    ) -> Span:
+        """A typed span in the active trace (see `Trace.span`); use it with `with`.
+
+        With no active trace it records nothing and the block runs as usual.
+
+        Example:
+            >>> with client.trace("support"):  # doctest: +SKIP
+            ...     with client.span("retrieval", name="faq") as span:
+            ...         span.record_output(["Use Celsius."])
+        """
+        parent = current_trace()
+        if parent is None:
+            debug_once(
+                f"no-trace-span-{span_type}",
+                "mv37.rollout: span(%r) with no active trace; recording nothing",
+                span_type,
+            )
+            trace = null_trace(self)
+            return Span(trace.otel_span, self, span_type, trace)
+        return parent.span(
+            span_type,
+            name=name,
+            span_id=span_id,
+            attributes=attributes,
+            model=model,
+            provider=provider,
+            model_version=model_version,
+            reasoning_mode=reasoning_mode,
+            temperature=temperature,
+            stream=stream,
         )
 
     def start_trace(
@@ -513,6 +560,33 @@ class Rollout:
                 send_outcome(self, kind, name, value, trace_id=ended, attributes=attributes)
         except Exception as exc:
             internal_error(kind, exc)
+
+    def capture_event(
+        self,
+        event_type: str,
+        *,
+        trace_id: str | int | None = None,
+        external_trace_id: str | None = None,
+        event_id: str | None = None,
+        occurred_at: object = None,
+        attributes: Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> None:
+        """Low-level: record one event of a known data-model type (see `_capture.py`).
+
+        Example:
+            >>> client.capture_event("metric", name="latency_ms", value=412)  # doctest: +SKIP
+        """
+        capture_event(
+            self,
+            event_type,
+            trace_id=trace_id,
+            external_trace_id=external_trace_id,
+            event_id=event_id,
+            occurred_at=occurred_at,
+            attributes=attributes,
+            **fields,
+        )
 
     # -- integrations ---------------------------------------------------------------------
 

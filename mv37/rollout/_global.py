@@ -137,6 +137,36 @@ def feedback(
     )
 
 
+def capture_event(
+    event_type: str,
+    *,
+    trace_id: str | int | None = None,
+    external_trace_id: str | None = None,
+    event_id: str | None = None,
+    occurred_at: object = None,
+    attributes: Mapping[str, Any] | None = None,
+    **fields: Any,
+) -> None:
+    """Low-level: record one event of a known data-model type on the active or named trace.
+
+    `feedback`, `user.signal` and `identity.update` go through `feedback`, `signal` and
+    `identify_user`; `message`, `eval.result` and `error` become their events; any other
+    known type is a `rollout.event` event with its fields as JSON.
+
+    Example:
+        >>> rollout.capture_event("metric", name="latency_ms", value=412)  # doctest: +SKIP
+    """
+    get_client().capture_event(
+        event_type,
+        trace_id=trace_id,
+        external_trace_id=external_trace_id,
+        event_id=event_id,
+        occurred_at=occurred_at,
+        attributes=attributes,
+        **fields,
+    )
+
+
 def signal(
     name: str,
     value: object,

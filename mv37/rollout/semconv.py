@@ -173,6 +173,15 @@ ROLLOUT_MESSAGE_IS_INTERNAL: Final = "rollout.message.is_internal"
 ROLLOUT_MESSAGE_INDEX: Final = "rollout.message.index"
 """Position of the message within its trace."""
 
+ROLLOUT_EVENT_TYPE: Final = "rollout.event.type"
+"""Data-model event type given to `capture_event` (`metric`, `span.update`, ...)."""
+
+ROLLOUT_EVENT_ID: Final = "rollout.event.id"
+"""The caller's id for an event recorded with `capture_event`."""
+
+ROLLOUT_EVENT_FIELDS: Final = "rollout.event.fields"
+"""The event's fields as JSON (capped at `max_payload_chars`)."""
+
 ROLLOUT_FEEDBACK_NAME: Final = "rollout.feedback.name"
 """Name of the feedback (thumbs, csat, ...)."""
 
@@ -443,6 +452,9 @@ LLM_TOOLS: Final = "llm.tools"
 EVENT_ROLLOUT_MESSAGE: Final = "rollout.message"
 """A conversation message."""
 
+EVENT_ROLLOUT_EVENT: Final = "rollout.event"
+"""A data-model event from `capture_event` with no more specific event here."""
+
 EVENT_ROLLOUT_FEEDBACK: Final = "rollout.feedback"
 """Explicit user feedback."""
 
@@ -540,6 +552,9 @@ ATTRIBUTE_KEYS: Final = frozenset(
         "rollout.deployment",
         "rollout.error.message",
         "rollout.error.type",
+        "rollout.event.fields",
+        "rollout.event.id",
+        "rollout.event.type",
         "rollout.feedback.name",
         "rollout.feedback.value",
         "rollout.guardrail.triggered",
@@ -620,6 +635,7 @@ EVENT_NAMES: Final = frozenset(
     {
         "exception",
         "gen_ai.evaluation.result",
+        "rollout.event",
         "rollout.feedback",
         "rollout.identify",
         "rollout.llm.chunk",
