@@ -143,8 +143,14 @@ def export_timeout(monkeypatch: pytest.MonkeyPatch, millis: str) -> None:
 
 
 def accounted(stats: rollout.RolloutStats) -> int:
-    """Every started span is exactly one of: exported, failed, dropped, still queued."""
-    return stats.spans_exported + stats.spans_failed + stats.spans_dropped + stats.spans_queued
+    """Every started span is exactly one of: exported, failed, dropped, queued, in flight."""
+    return (
+        stats.spans_exported
+        + stats.spans_failed
+        + stats.spans_dropped
+        + stats.spans_queued
+        + stats.spans_in_flight
+    )
 
 
 def tool_input(span: ReceivedSpan) -> int:
@@ -260,7 +266,11 @@ async def test_collector_down_flush_and_shutdown_are_bounded_while_the_exporter_
     else:
         flushed = run_bounded(lambda: rollout.flush(timeout=0.3), 0.3 + SLACK)
     assert flushed is False
-    assert client.stats().spans_queued == 0  # the first run's batch is out, retrying
+    retrying = client.stats()
+    assert retrying.spans_queued == 0
+    assert retrying.spans_in_flight == SPANS_PER_RUN  # the first run's batch, retrying
+    assert (retrying.spans_exported, retrying.spans_failed) == (0, 0)
+    assert accounted(retrying) == retrying.spans_started
     assert await run(mode, 2) == expected(2)  # queued behind it
     if mode == "async":
         await asyncio.wait_for(rollout.ashutdown(), shutdown_timeout + SLACK)
@@ -277,7 +287,7 @@ async def test_collector_down_flush_and_shutdown_are_bounded_while_the_exporter_
     assert stats.spans_exported == 0
     assert stats.dropped["shutdown"] == SPANS_PER_RUN  # the second run never left
     assert (stats.export_failures, stats.spans_failed) == (1, SPANS_PER_RUN)
-    assert stats.spans_queued == 0
+    assert (stats.spans_queued, stats.spans_in_flight) == (0, 0)
     assert accounted(stats) == stats.spans_started
 
 
@@ -439,11 +449,14 @@ async def test_calls_return_while_the_collector_holds_the_export(
         assert receiver.requests == []
         stats = rollout.stats()
         assert stats.spans_queued == 11 * SPANS_PER_RUN  # all but the held batch
+        assert stats.spans_in_flight == SPANS_PER_RUN  # the held batch
         assert stats.spans_exported == 0
+        assert accounted(stats) == stats.spans_started
         # flush() gives up at its timeout while the collector holds the request.
         flushed = run_bounded(lambda: rollout.flush(timeout=0.3), 0.3 + SLACK)
         assert flushed is False
         assert latch.held == 1
+        assert rollout.stats().spans_in_flight == SPANS_PER_RUN
     finally:
         latch.release()
     assert await flush(mode, 10.0) is True
@@ -455,6 +468,8 @@ async def test_calls_return_while_the_collector_holds_the_export(
     stats = rollout.stats()
     assert stats.spans_exported == 12 * SPANS_PER_RUN
     assert (stats.spans_queued, stats.spans_failed, stats.spans_dropped) == (0, 0, 0)
+    assert stats.spans_in_flight == 0
+    assert accounted(stats) == stats.spans_started
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -497,8 +512,9 @@ async def test_shutdown_with_a_stalled_collector_is_bounded_and_counts_the_unsen
         assert stats.dropped["shutdown"] == 4 * SPANS_PER_RUN  # the queued, never sent
         assert stats.spans_queued == 0
         assert stats.spans_exported == 0
-        # The batch on the wire is in no counter until its request ends (see below).
-        assert accounted(stats) == stats.spans_started - SPANS_PER_RUN
+        # The batch on the wire stays in flight until its request ends (see below).
+        assert stats.spans_in_flight == SPANS_PER_RUN
+        assert accounted(stats) == stats.spans_started
         # Spans ending after shutdown: the caller still gets its value; counted, not sent.
         assert await run(mode, 9) == expected(9)
         assert client.stats().dropped["shutdown"] == 5 * SPANS_PER_RUN
@@ -514,6 +530,7 @@ async def test_shutdown_with_a_stalled_collector_is_bounded_and_counts_the_unsen
     assert stats.spans_started == 6 * SPANS_PER_RUN
     assert stats.spans_exported == SPANS_PER_RUN  # answered 200 once released
     assert stats.spans_failed == 0
+    assert stats.spans_in_flight == 0
     assert accounted(stats) == stats.spans_started
 
 
@@ -555,14 +572,17 @@ async def test_queue_overflow_drops_exactly_what_does_not_fit(
     try:
         assert await run(mode, 100) == expected(100)
         assert latch.arrived.wait(5.0)  # the worker is stuck exporting the warm-up run
-        assert rollout.stats().spans_queued == 0
+        warm_up = rollout.stats()
+        assert (warm_up.spans_queued, warm_up.spans_in_flight) == (0, SPANS_PER_RUN)
         # 199 tool spans and their workflow root: 200 spans into a 10-span queue.
         queued = await aburst(199) if mode == "async" else burst(199)
         assert max(queued) == limit
         assert queued[: limit + 1] == [*range(1, limit + 1), limit]
         stats = rollout.stats()
         assert stats.spans_queued == limit
+        assert stats.spans_in_flight == SPANS_PER_RUN
         assert stats.dropped["queue_full"] == 200 - limit
+        assert accounted(stats) == stats.spans_started
         assert latch.held == 1
     finally:
         latch.release()
@@ -653,8 +673,10 @@ async def test_queue_bytes_bound_drops_exactly_what_does_not_fit(
         assert 2 <= blobs < 12, recorder.ended  # the bound bites
         stats = rollout.stats()
         assert stats.spans_queued == len(admitted)
+        assert stats.spans_in_flight == SPANS_PER_RUN  # the warm-up batch, held
         assert stats.dropped["queue_full"] == 13 - len(admitted)
         assert stats.dropped["oversize"] == 0
+        assert accounted(stats) == stats.spans_started
     finally:
         latch.release()
     assert await flush(mode, 10.0) is True
@@ -816,6 +838,40 @@ async def test_sync_mode_exports_each_span_before_the_call_returns(
     # flush() owns up to the failed exports once, like the batch queue's flush.
     assert await flush(mode, 5.0) is False
     assert await flush(mode, 5.0) is True
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_sync_mode_counts_the_span_being_sent_in_flight(
+    receiver: OTLPReceiver, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    export_timeout(monkeypatch, HOLD_MS)
+    client = rollout.init(base_url=receiver.url, api_key=KEY, console=False, sync_mode=True)
+    latch = receiver.stall()
+    results: list[int] = []
+
+    def call() -> None:  # the caller's thread, stuck in the export of its first span
+        results.append(asyncio.run(run(mode, 6)) if mode == "async" else solver(6))
+
+    caller = threading.Thread(target=call, name="caller", daemon=True)
+    caller.start()
+    try:
+        assert latch.arrived.wait(5.0)
+        stats = client.stats()
+        assert stats.spans_in_flight == 1  # the tool span, on the wire
+        assert (stats.spans_queued, stats.spans_exported, stats.spans_failed) == (0, 0, 0)
+        assert stats.spans_started == SPANS_PER_RUN
+        # Its task and agent spans have started but not ended: in no counter yet.
+        assert accounted(stats) == stats.spans_started - 2
+        assert caller.is_alive()
+    finally:
+        latch.release()
+    caller.join(10.0)
+    assert not caller.is_alive()
+    assert results == [expected(6)]
+    assert_runs(receiver.wait_for_spans(SPANS_PER_RUN), mode, [6])
+    stats = client.stats()
+    assert (stats.spans_exported, stats.spans_in_flight) == (SPANS_PER_RUN, 0)
+    assert accounted(stats) == stats.spans_started == SPANS_PER_RUN
 
 
 # -- 8. flush() and aflush() ---------------------------------------------------------------------

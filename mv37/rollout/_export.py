@@ -16,7 +16,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from opentelemetry.context import Context
@@ -65,26 +65,39 @@ def _export(
     spans: Sequence[ReadableSpan],
     counters: Counters,
     privacy: PrivacyStage | None,
+    landed: Callable[[int], None],
 ) -> bool:
-    if privacy is not None:
-        spans = privacy.process(spans)
-        if not spans:
-            return True
+    """Export `spans` (counted in flight by the caller) and count how it ended.
+
+    `landed(n)` is called once `n` of them are counted elsewhere (scrubbed, exported or
+    failed), so that they leave the caller's in-flight count; all of them by the return.
+    """
+    flying = len(spans)
     try:
-        result = exporter.export(spans)
-    except Exception as exc:
-        internal_error("export", exc)
-        result = SpanExportResult.FAILURE
-    if result is SpanExportResult.SUCCESS:
-        counters.add_exported(len(spans))
-        return True
-    counters.add_failed(len(spans))
-    debug_once(
-        "export-failed",
-        "mv37.rollout: an export of %d spans failed (counted in stats().export_failures)",
-        len(spans),
-    )
-    return False
+        if privacy is not None:
+            kept = privacy.process(spans)  # counts the spans it drops
+            landed(flying - len(kept))
+            flying = len(kept)
+            spans = kept
+            if not spans:
+                return True
+        try:
+            result = exporter.export(spans)
+        except Exception as exc:
+            internal_error("export", exc)
+            result = SpanExportResult.FAILURE
+        if result is SpanExportResult.SUCCESS:
+            counters.add_exported(flying)
+            return True
+        counters.add_failed(flying)
+        debug_once(
+            "export-failed",
+            "mv37.rollout: an export of %d spans failed (counted in stats().export_failures)",
+            flying,
+        )
+        return False
+    finally:
+        landed(flying)
 
 
 class SyncExporter(SpanProcessor):
@@ -108,6 +121,24 @@ class SyncExporter(SpanProcessor):
         self._max_bytes = max_bytes
         self._shut = False
         self._failed = False  # an export failed since the last force_flush
+        self._lock = threading.Lock()
+        self._flying = 0  # spans being exported by callers' threads now
+        counters.watch_queue(self)
+        if hasattr(os, "register_at_fork"):
+            ref = weakref.WeakMethod(self._after_fork_in_child)
+
+            def _child() -> None:
+                method = ref()
+                if method is not None:
+                    method()
+
+            os.register_at_fork(after_in_child=_child)
+
+    def _after_fork_in_child(self) -> None:
+        # Only the forking thread lives on in the child: no export of the parent's is in
+        # flight here, and the lock may have been held by one at the fork.
+        self._lock = threading.Lock()
+        self._flying = 0
 
     def on_start(self, span: SDKSpan, parent_context: Context | None = None) -> None:
         """Nothing at start."""
@@ -123,11 +154,23 @@ class SyncExporter(SpanProcessor):
         if self._max_bytes is not None and estimate_size(span) > self._max_bytes:
             self._counters.drop("oversize")
             return
-        if not _export(self._exporter, (span,), self._counters, self._privacy):
+        with self._lock:
+            self._flying += 1
+        if not _export(self._exporter, (span,), self._counters, self._privacy, self._landed):
             self._failed = True
 
+    def _landed(self, count: int) -> None:
+        if count:
+            with self._lock:
+                self._flying -= count
+
     def queued(self) -> int:
+        """Nothing waits: each span is exported as it ends."""
         return 0
+
+    def in_flight(self) -> int:
+        """Spans being exported by callers' threads now."""
+        return self._flying
 
     def shutdown(self, timeout: float | None = None) -> None:
         """Stop exporting and release the exporter."""
@@ -193,6 +236,7 @@ class BatchExporter(SpanProcessor):
         self._bytes = 0
         self._enqueued = 0  # sequence number of the last queued span
         self._finished = 0  # sequence number of the last span exported or given up on
+        self._flying = 0  # spans taken off the queue whose export has not ended
         self._last_failed = 0  # sequence number of the last span in a failed export
         self._reported = 0  # failures up to here were already reported by a flush
         self._flushes = 0  # callers waiting in force_flush
@@ -263,6 +307,15 @@ class BatchExporter(SpanProcessor):
         """Spans waiting in the queue now."""
         return len(self._queue)
 
+    def in_flight(self) -> int:
+        """Spans taken off the queue whose export (request and retries) has not ended."""
+        return self._flying
+
+    def _landed(self, count: int) -> None:
+        if count:
+            with self._lock:
+                self._flying -= count
+
     # -- the worker ---------------------------------------------------------------------
 
     def _take_batch(self) -> tuple[list[ReadableSpan], int]:
@@ -277,6 +330,7 @@ class BatchExporter(SpanProcessor):
             batch.append(span)
             size += span_size
         self._bytes -= size
+        self._flying += len(batch)
         return batch, self._enqueued - len(queue)
 
     def _batch_ready(self) -> bool:
@@ -304,7 +358,7 @@ class BatchExporter(SpanProcessor):
                     self._work.wait(self._interval)
                     continue
                 batch, last = self._take_batch()
-            delivered = _export(self._exporter, batch, self._counters, self._privacy)
+            delivered = _export(self._exporter, batch, self._counters, self._privacy, self._landed)
             with self._lock:
                 self._finished = max(self._finished, last)
                 if not delivered:
@@ -358,7 +412,7 @@ class BatchExporter(SpanProcessor):
             self._stopping = True
             self._work.notify_all()
             unsent = len(self._queue) if not flushed else 0
-            in_flight = self._enqueued - len(self._queue) - self._finished
+            in_flight = self._flying
             self._queue.clear()
             self._bytes = 0
         if unsent:
@@ -371,10 +425,10 @@ class BatchExporter(SpanProcessor):
         if worker is not None and worker.is_alive():
             worker.join(max(0.0, budget - (time.monotonic() - started)) + 0.05)
         if not flushed:
-            # The batch on the wire is counted (exported or failed) when its request ends,
-            # if the process lives that long.
+            # The batch on the wire stays in `spans_in_flight` until its request ends, then
+            # is counted exported or failed (if the process lives that long).
             logger.debug(
                 "mv37.rollout: shutdown timed out; %d queued spans dropped, %d still in flight",
                 unsent,
-                max(0, in_flight),
+                in_flight,
             )

@@ -43,6 +43,12 @@ class RolloutStats:
         spans_started: Recording spans started in Rollout traces.
         spans_exported: Spans an exporter accepted (summed over exporters).
         spans_queued: Spans waiting in export queues right now.
+        spans_in_flight: Spans an exporter has taken from its queue (or, in `sync_mode`, is
+            sending from the caller's thread) whose export has not ended yet: a request on
+            the wire, or the exporter's retries against a collector that is down. They move
+            to `spans_exported` or `spans_failed` when it ends. At any moment,
+            `spans_started` = `spans_exported` + `spans_failed` + `spans_dropped` +
+            `spans_queued` + `spans_in_flight`, give or take spans started but not ended.
         dropped: Spans dropped, by reason (see `DROP_REASONS`); `sampled_out` counts traces.
         export_failures: Export attempts (batches) that failed after the exporter's retries.
         spans_failed: Spans in those failed batches.
@@ -52,6 +58,7 @@ class RolloutStats:
     spans_started: int = 0
     spans_exported: int = 0
     spans_queued: int = 0
+    spans_in_flight: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
     export_failures: int = 0
     spans_failed: int = 0
@@ -107,7 +114,7 @@ class Counters:
         debug_once(f"drop-{reason}", "mv37.rollout: %s", _DROP_MESSAGES.get(reason, reason))
 
     def watch_queue(self, source: _QueueLength) -> None:
-        """Include `source.queued()` in `spans_queued`."""
+        """Count `source.queued()` in `spans_queued`, `source.in_flight()` in `spans_in_flight`."""
         self._queued_sources.append(source)
 
     def snapshot(self) -> RolloutStats:
@@ -115,10 +122,12 @@ class Counters:
             dropped = {reason: self._dropped.get(reason, 0) for reason in DROP_REASONS}
             exported = self.exported
             failures, failed = self.export_failures, self.spans_failed
+        sources = list(self._queued_sources)
         return RolloutStats(
             spans_started=self.started,
             spans_exported=exported,
-            spans_queued=sum(source.queued() for source in self._queued_sources),
+            spans_queued=sum(source.queued() for source in sources),
+            spans_in_flight=sum(source.in_flight() for source in sources),
             dropped=dropped,
             export_failures=failures,
             spans_failed=failed,
@@ -127,6 +136,8 @@ class Counters:
 
 
 class _QueueLength(Protocol):
-    """Anything with a `queued()` count (the batch exporter)."""
+    """Anything with `queued()` and `in_flight()` span counts (the export processors)."""
 
     def queued(self) -> int: ...
+
+    def in_flight(self) -> int: ...
