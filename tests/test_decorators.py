@@ -1344,3 +1344,32 @@ async def test_agent_without_options_sets_no_context_ids(captured: CapturedSpans
     for key in CONTEXT_KEYS:
         assert key not in attrs
     assert sc.ROLLOUT_TRACE_EXTERNAL_ID not in attrs
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_a_function_named_like_its_type_keeps_its_name_in_the_span_name(
+    captured: CapturedSpans, mode: str
+) -> None:
+    """`invoke_agent agent`, `execute_tool tool`; an unnamed retrieval span stays `retrieval`."""
+
+    @rollout.tool
+    def tool(x: int) -> int:
+        return x
+
+    @rollout.agent
+    def agent(x: int) -> int:
+        with rollout.span("retrieval"):
+            return tool(x)
+
+    @rollout.tool("tool")
+    async def atool(x: int) -> int:
+        return x
+
+    @rollout.agent("agent")
+    async def aagent(x: int) -> int:
+        async with rollout.span("retrieval"):
+            return await atool(x)
+
+    assert (await aagent(3) if mode == "async" else agent(3)) == 3
+    names = sorted(s["name"] for s in captured.as_dicts())
+    assert names == ["execute_tool tool", "invoke_agent agent", "retrieval"]

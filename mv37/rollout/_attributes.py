@@ -96,7 +96,7 @@ def span_name(span_type: str, name: str, model: str | None = None) -> str:
         return f"chat {model}" if model else (name or "chat")
     if span_type in _OPERATION:
         operation = _OPERATION[span_type]
-        return f"{operation} {name}" if name and name != span_type else operation
+        return f"{operation} {name}" if name and name != operation else operation
     return name or span_type
 
 
