@@ -78,10 +78,28 @@ def test_validate_lists_every_known_name() -> None:
     assert all(name in str(raised.value) for name in auto.KNOWN_INTEGRATIONS)
 
 
+@pytest.mark.parametrize("source", ["argument", "env"])
+def test_an_unknown_name_is_named_once_by_its_source(
+    monkeypatch: pytest.MonkeyPatch, source: str
+) -> None:
+    if source == "env":
+        monkeypatch.setenv("ROLLOUT_AUTO_INSTRUMENT", "nope")
+        with pytest.raises(ValueError) as raised:
+            rollout.resolve_config()
+        prefix = "environment variable ROLLOUT_AUTO_INSTRUMENT: unknown integration(s) nope"
+    else:
+        with pytest.raises(ValueError) as raised:
+            rollout.resolve_config(auto_instrument=["nope"])
+        prefix = "argument auto_instrument: unknown integration(s) nope"
+    assert str(raised.value).startswith(prefix)
+    assert str(raised.value).count("auto_instrument") == (1 if source == "argument" else 0)
+
+
 def test_per_client_names_log_how_to_wrap(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="mv37.rollout")
+    caplog.set_level(logging.WARNING, logger="mv37.rollout")  # seen with default logging
     assert auto.enable("openai,anthropic", rollout.get_client()) == []
-    assert "rollout.wrap(client)" in caplog.text
+    reminders = [r for r in caplog.records if "rollout.wrap(client)" in r.getMessage()]
+    assert [r.levelno for r in reminders] == [logging.WARNING, logging.WARNING]
     assert bridge._registration.processor is None
 
 

@@ -51,8 +51,7 @@ def validate(names: str | Iterable[str]) -> tuple[str, ...]:
     unknown = [name for name in out if name not in KNOWN_INTEGRATIONS]
     if unknown:
         raise ValueError(
-            f"auto_instrument: unknown integration(s) {', '.join(unknown)}; "
-            f"known: {', '.join(KNOWN_INTEGRATIONS)}"
+            f"unknown integration(s) {', '.join(unknown)}; known: {', '.join(KNOWN_INTEGRATIONS)}"
         )
     return out
 
@@ -77,9 +76,9 @@ def enable(names: str | Iterable[str], client: Rollout) -> list[str]:
             instrument_openai_agents(client=client)
             enabled.append(name)
         elif name in PER_CLIENT:
-            logger.info(
-                "mv37.rollout: auto_instrument=%s: instrument each client object with "
-                "rollout.wrap(client); nothing is patched globally",
+            logger.warning(
+                "mv37.rollout: auto_instrument=%s does nothing by itself: instrument each "
+                "client object with rollout.wrap(client); nothing is patched globally",
                 name,
             )
     return enabled
