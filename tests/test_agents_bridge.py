@@ -330,6 +330,30 @@ def test_a_run_on_its_own_is_a_new_trace(captured: CapturedSpans) -> None:
     assert {s["trace_id"] for s in captured.as_dicts()} == {workflow["trace_id"]}
 
 
+@pytest.mark.parametrize("how", ["instrument", "processor", "client"])
+def test_the_attributes_option_tags_every_trace_and_span(captured: CapturedSpans, how: str) -> None:
+    tags = {"team": "search"}
+    if how == "instrument":
+        rollout.instrument_openai_agents(attributes=tags)
+    elif how == "client":
+        captured.client.instrument_openai_agents(replace=False, attributes=tags)
+    else:
+        agents.set_trace_processors([rollout.openai_agents_processor(attributes=tags)])
+    sync_run(weather_agent(ModelServer([say("hi")])), "hello")
+    spans = captured.as_dicts()
+    assert len(spans) >= 3
+    assert all(s["attributes"].get("rollout.attributes.team") == "search" for s in spans)
+
+
+def test_an_unknown_option_is_a_type_error_naming_it() -> None:
+    with pytest.raises(TypeError, match="unexpected option.*colour"):
+        rollout.instrument_openai_agents(colour="red")
+    with pytest.raises(TypeError, match="unexpected option.*colour"):
+        rollout.openai_agents_processor(colour="red")
+    with pytest.raises(TypeError, match="must be a mapping"):
+        rollout.openai_agents_processor(attributes=["team"])
+
+
 def test_chat_completions_generations_carry_model_config_and_usage(
     captured: CapturedSpans,
 ) -> None:

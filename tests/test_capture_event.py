@@ -96,11 +96,12 @@ def test_after_the_trace_ended_it_lands_in_that_trace(captured: CapturedSpans, k
     client = captured.client
     with client.trace("run", external_trace_id="ext-9") as trace:
         pass
-    fields: dict[str, Any] = {
+    by_kind: dict[str, dict[str, Any]] = {
         "metric": {"name": "cost", "value": 1.5},
         "message": {"role": "assistant", "content": "sorry for the wait"},
         "feedback": {"name": "csat", "value": 4},
-    }[kind]
+    }
+    fields = by_kind[kind]
     client.capture_event(kind, external_trace_id="ext-9", **fields)
     spans = captured.as_dicts()
     root = next(s for s in spans if s["name"] == "invoke_workflow run")

@@ -619,17 +619,17 @@ class Rollout:
             client=self,
         )
 
-    def instrument_openai_agents(self, *, replace: bool = False) -> Any:
+    def instrument_openai_agents(self, *, replace: bool = False, **options: Any) -> Any:
         """Send the OpenAI Agents SDK's traces to this client (see the module function)."""
         from mv37.rollout.integrations._agents_bridge import instrument_openai_agents
 
-        return instrument_openai_agents(replace=replace, client=self)
+        return instrument_openai_agents(replace=replace, client=self, **options)
 
-    def openai_agents_processor(self) -> Any:
+    def openai_agents_processor(self, **options: Any) -> Any:
         """An OpenAI Agents SDK tracing processor recording into this client."""
         from mv37.rollout.integrations._agents_bridge import openai_agents_processor
 
-        return openai_agents_processor(client=self)
+        return openai_agents_processor(client=self, **options)
 
     # -- delivery -----------------------------------------------------------------------
 

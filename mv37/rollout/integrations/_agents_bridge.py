@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 from opentelemetry import context as otel_context
 
-from mv37.rollout._attributes import TOOL, TRACE, plan_span
+from mv37.rollout._attributes import TOOL, TRACE, plan_span, user_attributes
 from mv37.rollout._context import context_with
 from mv37.rollout._diagnostics import internal_error
 from mv37.rollout._span import Span, ToolCall
@@ -81,10 +81,14 @@ class RolloutAgentsProcessor:
 
     `client` is the Rollout client to record into: `None` follows the global client
     (also when the given one has been shut down, say by a later `init()`).
+    `attributes` are user attributes put on every trace and span it records.
     """
 
-    def __init__(self, client: Rollout | None = None) -> None:
+    def __init__(
+        self, client: Rollout | None = None, attributes: Mapping[str, Any] | None = None
+    ) -> None:
         self.client = client
+        self.attributes = dict(attributes or {})
         self._lock = threading.Lock()
         self._traces: dict[str, Trace] = {}
         self._spans: dict[str, tuple[Span, str]] = {}  # agents span id -> (ours, trace id)
@@ -109,6 +113,7 @@ class RolloutAgentsProcessor:
                 external_trace_id=trace.trace_id,
                 conversation_id=as_str(getattr(trace, "group_id", None)),
                 context=metadata if isinstance(metadata, Mapping) else None,
+                attributes=self.attributes or None,
             )
             with self._lock:
                 self._traces[trace.trace_id] = ours
@@ -141,6 +146,8 @@ class RolloutAgentsProcessor:
                 return
             limit = trace._client.config.max_payload_chars
             span_type, name, attrs, model = describe(span.span_data, limit)
+            if self.attributes:
+                attrs.update(user_attributes(self.attributes, limit))
             plan = plan_span(span_type, name, attrs, model)
             if (special := otel_name(span_type, name)) is not None:
                 plan = plan._replace(otel_name=special)
@@ -194,16 +201,30 @@ def _processor_class(agents: ModuleType) -> type[RolloutAgentsProcessor]:
     return RolloutTracingProcessor
 
 
-def openai_agents_processor(*, client: Rollout | None = None) -> TracingProcessor:
+def _attributes_option(function: str, options: dict[str, Any]) -> Mapping[str, Any] | None:
+    """The one option the bridge takes, `attributes={...}`; anything else is a TypeError."""
+    attributes = options.pop("attributes", None)
+    if options:
+        raise TypeError(f"{function}() got unexpected option(s): {', '.join(sorted(options))}")
+    if attributes is not None and not isinstance(attributes, Mapping):
+        raise TypeError(f"{function}(attributes=...) must be a mapping")
+    return cast("Mapping[str, Any] | None", attributes)
+
+
+def openai_agents_processor(*, client: Rollout | None = None, **options: Any) -> TracingProcessor:
     """A tracing processor recording into Rollout, for manual registration.
+
+    Options: `attributes={...}`, user attributes on every trace and span it records.
 
     Example:
         >>> agents.add_trace_processor(rollout.openai_agents_processor())  # doctest: +SKIP
 
     Raises:
         MissingExtraError: The `openai-agents` package is not installed.
+        TypeError: An unknown option.
     """
-    return cast("TracingProcessor", _processor_class(_agents())(client))
+    attributes = _attributes_option("openai_agents_processor", options)
+    return cast("TracingProcessor", _processor_class(_agents())(client, attributes))
 
 
 class _Registration:
@@ -232,29 +253,35 @@ def _registered(agents: ModuleType, processor: TracingProcessor) -> bool | None:
 
 
 def instrument_openai_agents(
-    *, replace: bool = False, client: Rollout | None = None
+    *, replace: bool = False, client: Rollout | None = None, **options: Any
 ) -> TracingProcessor:
     """Register Rollout's processor with the `agents` package (once) and return it.
 
     `replace=True` makes it the only processor (the SDK's default exporter to OpenAI is
     removed); otherwise it is added beside the existing ones. Calling again adds no
     second processor; the latest call decides which client records (`None`: the
-    global one).
+    global one) and with which options (`attributes={...}` on every trace and span).
 
     Example:
         >>> rollout.instrument_openai_agents()  # doctest: +SKIP
 
     Raises:
         MissingExtraError: The `openai-agents` package is not installed.
+        TypeError: An unknown option.
     """
+    attributes = _attributes_option("instrument_openai_agents", options)
     agents = _agents()
     state = _registration
     with state.lock:
         processor = state.processor
         if processor is None:
-            processor = state.processor = openai_agents_processor(client=client)
+            processor = state.processor = openai_agents_processor(
+                client=client, attributes=attributes
+            )
         else:
-            cast(RolloutAgentsProcessor, processor).client = client
+            ours = cast(RolloutAgentsProcessor, processor)
+            ours.client = client
+            ours.attributes = dict(attributes or {})
         if replace:
             agents.set_trace_processors([processor])
         else:
