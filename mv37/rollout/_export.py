@@ -7,16 +7,25 @@ forked child that starts with an empty queue and its own worker (the parent's sp
 are never sent twice). The caller's thread only estimates the span's size and appends
 it; the privacy pipeline (`_privacy.py`), encoding and HTTP happen on one daemon worker
 thread.
+
+The OTel OTLP exporter logs a WARNING for every retry and an ERROR for every failed
+export. Those it logs while doing our export work (`ExportLog`) do not reach the user's
+handlers at that level: the first one per client becomes one WARNING on `mv37.rollout`
+naming the endpoint, and all of them are passed on at DEBUG. Its records from any other
+work (a user's own exporter, `check()`) are left alone.
 """
 
 from __future__ import annotations
 
+import itertools
+import logging
 import os
 import threading
 import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 from opentelemetry.context import Context
@@ -60,17 +69,94 @@ def estimate_size(span: ReadableSpan) -> int:
     return size
 
 
+EXPORTER_LOGGERS = (
+    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+    "opentelemetry.exporter.otlp.common.http",
+)
+"""The loggers the OTel OTLP/HTTP span exporter reports retries and failures on."""
+
+
+class ExportLog:
+    """What the OTel exporter says while exporting one client's spans to `endpoint`.
+
+    Its first WARNING-or-worse record becomes one WARNING on `mv37.rollout` naming the
+    endpoint (credentials removed by the caller); every such record is passed on at
+    DEBUG on its own logger (shown only where that logger is enabled for DEBUG).
+    """
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self._seen = itertools.count()  # `next` is atomic: no lock to be held at a fork
+        install_exporter_log_filter()
+
+    def demote(self, record: logging.LogRecord) -> None:
+        """Report `record` (WARNING or worse) our way instead of at its own level."""
+        if next(self._seen) == 0:
+            logger.warning(
+                "mv37.rollout: exporting spans to %s failed; Rollout keeps retrying in the "
+                "background and counts what is not delivered in stats() (export_failures, "
+                "spans_failed). Logged once; later failures go to debug level (logger %s); "
+                "rollout.check() says why",
+                self.endpoint,
+                record.name,
+            )
+        source = logging.getLogger(record.name)
+        if source.isEnabledFor(logging.DEBUG):
+            quiet = logging.makeLogRecord(record.__dict__)
+            quiet.levelno, quiet.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+            source.handle(quiet)  # passes the filter: below WARNING
+
+
+_EXPORTING: ContextVar[ExportLog | None] = ContextVar("mv37_rollout_exporting", default=None)
+"""Set around our own `exporter.export(...)` calls (worker thread or, in sync_mode, the
+caller's): the exporter's records logged meanwhile are ours to report."""
+
+
+class _OwnExportRecords(logging.Filter):
+    """On the exporter's loggers: hands its WARNING+ records from our exports to `ExportLog`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        log = _EXPORTING.get()
+        if log is None or record.levelno < logging.WARNING:
+            return True
+        try:
+            log.demote(record)
+        except Exception as exc:
+            internal_error("exporter log", exc)
+        return False
+
+
+_FILTER = _OwnExportRecords()
+_FILTER_LOCK = threading.Lock()
+
+
+def install_exporter_log_filter() -> None:
+    """Put our filter on the exporter's loggers, once (idempotent, thread-safe).
+
+    It changes no logger's level or handlers, and passes every record logged outside our
+    own export calls unchanged.
+    """
+    with _FILTER_LOCK:
+        for name in EXPORTER_LOGGERS:
+            source = logging.getLogger(name)
+            if _FILTER not in source.filters:
+                source.addFilter(_FILTER)
+
+
 def _export(
     exporter: SpanExporter,
     spans: Sequence[ReadableSpan],
     counters: Counters,
     privacy: PrivacyStage | None,
     landed: Callable[[int], None],
+    *,
+    log: ExportLog | None = None,
 ) -> bool:
     """Export `spans` (counted in flight by the caller) and count how it ended.
 
     `landed(n)` is called once `n` of them are counted elsewhere (scrubbed, exported or
     failed), so that they leave the caller's in-flight count; all of them by the return.
+    With `log`, the exporter's own warnings and errors meanwhile go to it.
     """
     flying = len(spans)
     try:
@@ -81,11 +167,14 @@ def _export(
             spans = kept
             if not spans:
                 return True
+        token = _EXPORTING.set(log)
         try:
             result = exporter.export(spans)
         except Exception as exc:
             internal_error("export", exc)
             result = SpanExportResult.FAILURE
+        finally:
+            _EXPORTING.reset(token)
         if result is SpanExportResult.SUCCESS:
             counters.add_exported(flying)
             return True
@@ -114,8 +203,10 @@ class SyncExporter(SpanProcessor):
         privacy: PrivacyStage | None = None,
         *,
         max_bytes: int | None = None,
+        log: ExportLog | None = None,
     ) -> None:
         self._exporter = exporter
+        self._log = log
         self._counters = counters
         self._privacy = privacy if privacy is not None and privacy.active else None
         self._max_bytes = max_bytes
@@ -156,7 +247,9 @@ class SyncExporter(SpanProcessor):
             return
         with self._lock:
             self._flying += 1
-        if not _export(self._exporter, (span,), self._counters, self._privacy, self._landed):
+        if not _export(
+            self._exporter, (span,), self._counters, self._privacy, self._landed, log=self._log
+        ):
             self._failed = True
 
     def _landed(self, count: int) -> None:
@@ -206,8 +299,10 @@ class BatchExporter(SpanProcessor):
         flush_interval: float = 2.0,
         shutdown_timeout: float = 5.0,
         privacy: PrivacyStage | None = None,
+        log: ExportLog | None = None,
     ) -> None:
         self._exporter = exporter
+        self._log = log
         self._counters = counters
         self._privacy = privacy if privacy is not None and privacy.active else None
         self._max_events = max_queue_events
@@ -358,7 +453,9 @@ class BatchExporter(SpanProcessor):
                     self._work.wait(self._interval)
                     continue
                 batch, last = self._take_batch()
-            delivered = _export(self._exporter, batch, self._counters, self._privacy, self._landed)
+            delivered = _export(
+                self._exporter, batch, self._counters, self._privacy, self._landed, log=self._log
+            )
             with self._lock:
                 self._finished = max(self._finished, last)
                 if not delivered:

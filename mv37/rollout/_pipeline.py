@@ -32,7 +32,7 @@ from mv37.rollout._console import ConsoleTreeProcessor
 from mv37.rollout._context import trace_in
 from mv37.rollout._destination import Destination, build_otlp_exporter
 from mv37.rollout._diagnostics import debug_once, internal_error, logger
-from mv37.rollout._export import BatchExporter, SyncExporter
+from mv37.rollout._export import BatchExporter, ExportLog, SyncExporter
 from mv37.rollout._ids import RolloutIdGenerator
 from mv37.rollout._privacy import PrivacyStage
 from mv37.rollout._scrub import redactor_for
@@ -279,12 +279,15 @@ class Pipeline:
             redactor = redactor_for(config)
             scrub = (lambda text: redactor.text(text)[0]) if redactor.active else None
             processors.append(ConsoleTreeProcessor(scrub=scrub))
-        exporters: list[SpanExporter] = []
+        # Our destination's exporter reports its retries and failures our way (one warning
+        # per client); exporters the user passed log as they were set up to.
+        exporters: list[tuple[SpanExporter, ExportLog | None]] = []
         if self.destination is not None:
-            exporters.append(build_otlp_exporter(self.destination)[0])
-        exporters.extend(config.span_exporters)
-        for exporter in exporters:
-            processor = self._export_processor(exporter)
+            ours = ExportLog(self.destination.safe_endpoint)
+            exporters.append((build_otlp_exporter(self.destination)[0], ours))
+        exporters.extend((exporter, None) for exporter in config.span_exporters)
+        for exporter, log in exporters:
+            processor = self._export_processor(exporter, log)
             self._export_processors.append(processor)
             if not owned and not config.export_all_spans:
                 processor = RolloutSpansOnly(processor)
@@ -298,7 +301,7 @@ class Pipeline:
             self._hub.replace((), processors)
         self.processors = processors
 
-    def _export_processor(self, exporter: SpanExporter) -> SpanProcessor:
+    def _export_processor(self, exporter: SpanExporter, log: ExportLog | None) -> SpanProcessor:
         config = self.config
         if config.sync_mode:
             return SyncExporter(
@@ -306,6 +309,7 @@ class Pipeline:
                 self.counters,
                 self.privacy,
                 max_bytes=min(config.max_batch_bytes, config.max_queue_bytes),
+                log=log,
             )
         return BatchExporter(
             exporter,
@@ -317,6 +321,7 @@ class Pipeline:
             max_batch_bytes=config.max_batch_bytes,
             flush_interval=config.flush_interval,
             shutdown_timeout=config.shutdown_timeout,
+            log=log,
         )
 
     # -- lifecycle ----------------------------------------------------------------------
