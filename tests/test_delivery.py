@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import logging
 import subprocess
 import sys
 import textwrap
@@ -79,6 +80,41 @@ def test_base_url_gives_the_traces_endpoint() -> None:
     assert destination.compression == "gzip"
     assert destination.timeout == 10.0
     assert dict(destination.headers) == {}
+
+
+@pytest.mark.parametrize("suffix", ["/v1/traces", "/v1/traces/"])
+def test_a_base_url_already_ending_in_v1_traces_is_used_as_is(
+    caplog: pytest.LogCaptureFixture, suffix: str
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="mv37.rollout")
+    for _ in range(2):
+        destination = resolve_destination(
+            resolve_config(base_url=f"http://u:pw@c:4318{suffix}"), {}
+        )
+        assert destination is not None
+        assert destination.endpoint == "http://u:pw@c:4318/v1/traces"
+    lines = [r.getMessage() for r in caplog.records if "already ends in" in r.getMessage()]
+    assert lines == [
+        "mv37.rollout: base_url http://c:4318/v1/traces already ends in /v1/traces; "
+        "sending there as is"
+    ]
+    assert {r.levelno for r in caplog.records} == {logging.DEBUG}
+    # A longer path ending in it too; one merely containing it gets the path added.
+    nested = resolve_destination(resolve_config(base_url="http://c/otel/v1/traces"), {})
+    assert nested is not None
+    assert nested.endpoint == "http://c/otel/v1/traces"
+    middle = resolve_destination(resolve_config(base_url="http://c/v1/traces/x"), {})
+    assert middle is not None
+    assert middle.endpoint == "http://c/v1/traces/x/v1/traces"
+
+
+def test_the_standard_otel_endpoint_always_gets_the_signal_path() -> None:
+    # The spec: OTEL_EXPORTER_OTLP_ENDPOINT is a base, the signal path is always appended
+    # (use OTEL_EXPORTER_OTLP_TRACES_ENDPOINT for a full URL).
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318/v1/traces"}
+    destination = resolve_destination(resolve_config(), env)
+    assert destination is not None
+    assert destination.endpoint == "http://c:4318/v1/traces/v1/traces"
 
 
 def test_no_destination_without_base_url_or_otel_endpoint() -> None:
@@ -193,6 +229,33 @@ async def test_spans_arrive_as_gzip_protobuf_with_bearer_key(
     assert agent.resource[sc.SERVICE_NAME] == "svc"
     assert agent.scope_name == "mv37.rollout"
     assert KEY.encode() not in request.body
+
+
+@pytest.mark.parametrize("via", ["argument", "ROLLOUT_BASE_URL"])
+@pytest.mark.parametrize("suffix", ["/v1/traces", "/v1/traces/"])
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_spans_arrive_with_a_base_url_that_already_ends_in_v1_traces(
+    receiver: OTLPReceiver, monkeypatch: pytest.MonkeyPatch, mode: str, suffix: str, via: str
+) -> None:
+    base_url = receiver.url + suffix
+    if via == "argument":
+        client = rollout.init(base_url=base_url, api_key=KEY, console=False)
+    else:
+        monkeypatch.setenv("ROLLOUT_BASE_URL", base_url)
+        client = rollout.init(api_key=KEY, console=False)
+    assert client.destination is not None
+    assert client.destination.endpoint == receiver.endpoint
+    assert await _run_agent(mode, 3) == "shipped"
+    assert rollout.flush()
+    spans = receiver.wait_for_spans(2)
+    assert [r.path for r in receiver.requests] == ["/v1/traces"]
+    assert [r.status for r in receiver.requests] == [200]
+    prefix = "async_" if mode == "async" else ""
+    assert sorted(s.name for s in spans) == sorted(
+        [f"invoke_agent {prefix}support_agent", f"execute_tool {'a' if prefix else ''}lookup"]
+    )
+    stats = client.stats()
+    assert (stats.spans_exported, stats.export_failures) == (2, 0)
 
 
 def test_standard_otel_variables_deliver_with_their_headers(

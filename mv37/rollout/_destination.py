@@ -2,8 +2,10 @@
 
 Ours first, then the standard OpenTelemetry variables (used when ours are unset):
 
-- endpoint: `base_url` + `/v1/traces`; else `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` as is;
-  else `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces`; else none (console only).
+- endpoint: `base_url` + `/v1/traces` (a `base_url` that already ends in `/v1/traces` is
+  used as is); else `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` as is; else
+  `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces`, always, as the spec says; else none
+  (console only).
 - auth: `api_key` as `Authorization: Bearer <key>`; the exporter adds
   `OTEL_EXPORTER_OTLP(_TRACES)_HEADERS` (our Authorization wins).
 - timeout: `OTEL_EXPORTER_OTLP(_TRACES)_TIMEOUT` in milliseconds, as the spec says
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from mv37.rollout._config import RolloutConfig, check_url
+from mv37.rollout._diagnostics import debug_once
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
@@ -60,6 +63,21 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
+def _base_url_endpoint(base_url: str) -> str:
+    """`base_url` + `/v1/traces`, or `base_url` itself when it already ends in it."""
+    base = base_url.rstrip("/")
+    if urlsplit(base).path.endswith(TRACES_PATH):
+        safe = redact_url(base)
+        debug_once(
+            f"base-url-traces-path-{safe}",
+            "mv37.rollout: base_url %s already ends in %s; sending there as is",
+            safe,
+            TRACES_PATH,
+        )
+        return base
+    return f"{base}{TRACES_PATH}"
+
+
 def _first(env: Mapping[str, str], *names: str) -> tuple[str, str] | None:
     for name in names:
         value = env.get(name)
@@ -78,7 +96,7 @@ def resolve_destination(
     """
     environ = os.environ if env is None else env
     if config.base_url:
-        endpoint, source = f"{config.base_url.rstrip('/')}{TRACES_PATH}", "argument base_url"
+        endpoint, source = _base_url_endpoint(config.base_url), "argument base_url"
     elif found := _first(environ, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
         source = f"environment variable {found[0]}"
         endpoint = check_url(found[1], source)
