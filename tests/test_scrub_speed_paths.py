@@ -48,6 +48,45 @@ CONFIGS: tuple[dict[str, Any], ...] = (
 )
 
 
+def reference_walk(redactor: Redactor, node: Any) -> tuple[Any, int]:
+    """A masked copy of a parsed tree, and how many values were masked."""
+    if isinstance(node, dict):
+        count = 0
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if redactor.secret_key(str(key)) and value not in (None, "", REDACTED):
+                out[key] = REDACTED
+                count += 1
+            else:
+                out[key], n = reference_walk(redactor, value)
+                count += n
+        return out, count
+    if isinstance(node, list):
+        count = 0
+        items = []
+        for item in node:
+            walked, n = reference_walk(redactor, item)
+            items.append(walked)
+            count += n
+        return items, count
+    return node, 0
+
+
+def reference_json_keys(redactor: Redactor, text: str) -> tuple[str, int]:
+    """Secret JSON keys masked by parsing and walking every document."""
+    if text.lstrip()[:1] in ("{", "["):
+        try:
+            tree = json.loads(text)
+        except ValueError:
+            tree = None
+        if tree is not None:
+            tree, count = reference_walk(redactor, tree)
+            if count:
+                return json.dumps(tree, ensure_ascii=False), count
+            return text, 0
+    return redactor._json_keys_by_pattern(text)
+
+
 def reference_text(redactor: Redactor, text: str) -> tuple[str, int]:
     """`Redactor.text` without fast paths: what every fast path must reproduce."""
     if len(text) < _MIN_SECRET and not redactor._extra:
@@ -56,7 +95,7 @@ def reference_text(redactor: Redactor, text: str) -> tuple[str, int]:
     lower = text.lower()
     triggers = redactor._key_triggers
     if ('":' in text or '" :' in text) and any(t in lower for t in triggers):
-        text, count = redactor._json_keys(text)
+        text, count = reference_json_keys(redactor, text)
         if count:
             lower = text.lower()
     for trigger, _needs, pattern in redactor._credentials:
@@ -236,6 +275,53 @@ def test_attributes_mask_long_values_like_the_reference() -> None:
     assert out["input.value"] == reference_text(Redactor(), text)[0]
     assert out["output.value"] is clean
     assert count == reference_text(Redactor(), text)[1] == 2
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"password": "hunter22"}',
+        '{"password": "hunter22"}\n ',
+        '{"password": "hunter22"} \x0c',  # str whitespace, not JSON's: not a document
+        '{"password": "hunter22"}\u00a0',
+        '[{"password":"hunter22"}]',  # re-serialized by the walk, kept by the pattern
+        '{"a": {"password": "hunter22"}, "b": 1} ]',  # ends like a document, is not one
+        '{"a": {"token": "hunter22"}',  # truncated right after an object
+        '{"password": "x", "password": ""}',  # duplicate keys: the last value counts
+        '{"password": "", "token": null, "auth": "[REDACTED]"}',  # nothing left to mask
+        '{"cc_number": "4111", "notes": "card"}',  # a trigger-free secret key
+        '{"max_tokens": 100, "api_version": "v1", "tokens": [1, 2]}',  # triggers, no secret
+        '{"p\\u0061ssword": "hunter22", "auth_mode": "basic"}',  # an escaped key
+        '  {"nested": [[{"deep": {"apiKey": "hunter22"}}]], "pad": "x"}',
+    ],
+)
+def test_json_documents_mask_keys_like_parse_and_walk(text: str) -> None:
+    padded = (
+        text if len(text) > _SHORT_TEXT else text.replace('{"', '{"pad": "' + "y" * 600 + '", "', 1)
+    )
+    for candidate in (text, padded):
+        for config in CONFIGS:
+            assert_like_reference(candidate, **config)
+
+
+def test_a_secret_deep_in_a_deeply_nested_document_is_masked_like_the_reference() -> None:
+    leaf: Any = {"password": "hunter22", "list": [[[{"token": ["x"]}]]]}
+    for level in range(300):
+        leaf = {"level": level, "child": leaf} if level % 2 else [leaf, {"pad": "y"}]
+    text = json.dumps(leaf)
+    scrubbed, count = assert_like_reference(text)
+    assert count == 2
+    assert "hunter22" not in scrubbed
+
+
+def test_a_document_with_triggers_but_no_secret_key_comes_back_as_is() -> None:
+    payload = search_payload(9)
+    payload["max_tokens"] = 100
+    payload["results"][0]["notes"] = "auth token api access card pass secret"
+    text = json.dumps(payload, indent=1)
+    scrubbed, count = assert_like_reference(text)
+    assert scrubbed is text
+    assert count == 0
 
 
 # -- property: random long texts ----------------------------------------------------------------
