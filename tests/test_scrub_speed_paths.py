@@ -9,6 +9,7 @@ paths run, and on texts just around the size thresholds.
 from __future__ import annotations
 
 import json
+import re
 import string
 from typing import Any
 
@@ -98,12 +99,12 @@ def reference_text(redactor: Redactor, text: str) -> tuple[str, int]:
         text, count = reference_json_keys(redactor, text)
         if count:
             lower = text.lower()
-    for trigger, _needs, pattern in redactor._credentials:
+    for trigger, _needs, credential in _CREDENTIALS if redactor.enabled else ():
         if trigger is None or trigger in lower:
-            text, n = pattern.subn(REDACTED, text)
+            text, n = re.subn(credential, REDACTED, text)
             count += n
-    for pattern in redactor._extra:
-        text, n = pattern.subn(REDACTED, text)
+    for extra in redactor._extra:
+        text, n = extra.subn(REDACTED, text)
         count += n
     return text, count
 
@@ -150,6 +151,15 @@ def test_first_letter_searches_find_exactly_the_texts_holding_a_word(
 def test_grouped_key_triggers_answer_like_one_in_per_trigger(text: str) -> None:
     redactor = Redactor()
     assert redactor._has_key_trigger(text) == any(t in text for t in _KEY_TRIGGERS)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="tenaipxyz_", max_size=40))
+def test_extra_key_words_are_searched_too(text: str) -> None:
+    for config in CONFIGS:
+        redactor = Redactor(**config)
+        expected = any(t in text for t in redactor._key_triggers)
+        assert redactor._has_key_trigger(text) == expected
 
 
 @pytest.mark.parametrize("trigger", _KEY_TRIGGERS)

@@ -115,8 +115,9 @@ _CREDENTIALS: Final = (
     ),
 )
 _KEY_TRIGGERS: Final = (
-    # Likeliest first: the search of a long text stops at the first hit, and LLM
-    # payloads nearly always hold a `..._tokens` key.
+    # One of these in the lower-cased text sends it to the JSON key check (long texts
+    # search them with `_KEY_TRIGGER_SEARCHES`). Likeliest first: LLM payloads nearly
+    # always hold a `..._tokens` key.
     "token",
     "auth",
     "api",
@@ -131,6 +132,15 @@ _KEY_TRIGGERS: Final = (
     "card",
     "cvv",
     "cvc",
+)
+_KEY_TRIGGER_SEARCHES: Final = (
+    # `_KEY_TRIGGERS` in 4 regexes, the fewest: each starts with one literal character
+    # (a tight scan), the part of a trigger before it is a lookbehind, checked only
+    # after the characters that follow it matched. Likeliest first.
+    r"t(?:oken|h(?<=auth))",
+    r"p(?:ass|wd|rivate|i(?<=api))",
+    r"c(?:red|ookie|ard|v[vc]|cess(?<=access)|ret(?<=secret))",
+    r"s(?:sn)",
 )
 _WORDS: Final = re.compile(r"[a-z0-9]+")
 _CAMEL: Final = re.compile(r"([a-z0-9])([A-Z])")
@@ -215,9 +225,12 @@ class Redactor:
             if self._key_triggers
             else None
         )
-        self._key_searches = tuple(
-            p.search for p in first_letter_searches(self._key_triggers)
-        )  # long strings
+        # Long strings: 4 scans for the built-in triggers (5 if grouped by first letter).
+        builtin = _KEY_TRIGGER_SEARCHES if enabled else ()
+        extra = first_letter_searches(set(self._key_triggers) - set(_KEY_TRIGGERS))
+        self._key_searches = tuple(re.compile(p).search for p in builtin) + tuple(
+            p.search for p in extra
+        )
         self._cache: dict[str, bool] = {}
         self._clean: dict[str, None] = {}  # short strings already found clean
 
