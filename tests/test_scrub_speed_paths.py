@@ -219,9 +219,8 @@ def test_a_secret_key_deep_in_a_long_json_text_is_masked_like_the_reference(
     payload["results"][5]["items"].append(leaf)
     text = json.dumps(payload)
     scrubbed, count = assert_like_reference(text)
-    # cc_number holds no trigger: masked only when another trigger is in the text
-    assert ("hunter22" in scrubbed) == (key == "cc_number")
-    assert count == (0 if key == "cc_number" else 1)
+    assert "hunter22" not in scrubbed
+    assert count == 1
 
 
 @pytest.mark.parametrize("after", [20, 200, 1000])
@@ -299,7 +298,7 @@ def test_attributes_mask_long_values_like_the_reference() -> None:
         '{"a": {"token": "hunter22"}',  # truncated right after an object
         '{"password": "x", "password": ""}',  # duplicate keys: the last value counts
         '{"password": "", "token": null, "auth": "[REDACTED]"}',  # nothing left to mask
-        '{"cc_number": "4111", "notes": "card"}',  # a trigger-free secret key
+        '{"cc_number": "4111", "notes": "plain"}',  # its own trigger (cc_n)
         '{"max_tokens": 100, "api_version": "v1", "tokens": [1, 2]}',  # triggers, no secret
         '{"p\\u0061ssword": "hunter22", "auth_mode": "basic"}',  # an escaped key
         '  {"nested": [[{"deep": {"apiKey": "hunter22"}}]], "pad": "x"}',

@@ -133,6 +133,9 @@ _KEY_TRIGGERS: Final = (
     "card",
     "cvv",
     "cvc",
+    "cc_n",  # cc_number (a secret phrase with no other trigger), ccNumber, cc-number
+    "ccn",
+    "cc-n",
 )
 _KEY_TRIGGER_SEARCHES: Final = (
     # `_KEY_TRIGGERS` in 4 regexes, the fewest: each starts with one literal character
@@ -140,7 +143,7 @@ _KEY_TRIGGER_SEARCHES: Final = (
     # after the characters that follow it matched. Likeliest first.
     r"t(?:oken|h(?<=auth))",
     r"p(?:ass|wd|rivate|i(?<=api))",
-    r"c(?:red|ookie|ard|v[vc]|cess(?<=access)|ret(?<=secret))",
+    r"c(?:red|ookie|ard|v[vc]|cess(?<=access)|ret(?<=secret)|c[_\-]?n)",
     r"s(?:sn)",
 )
 _WORDS: Final = re.compile(r"[a-z0-9]+")
