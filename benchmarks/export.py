@@ -45,6 +45,7 @@ SPANS = int(os.environ.get("BENCH_EXPORT_SPANS", "20000"))
 DOWN_CALLS = int(os.environ.get("BENCH_DOWN_CALLS", "1000000"))
 TIMING_CALLS = 100_000
 REPEATS = 3
+THROUGHPUT_REPEATS = 7
 _OK = ExportTraceServiceResponse().SerializeToString()
 
 
@@ -301,16 +302,19 @@ def main() -> None:
     def section_throughput() -> None:
         attributes = task_attributes()
         ours, raw = [], []
-        for _ in range(REPEATS):
+        # Paired, interleaved runs: the ratio of each pair cancels the drift a shared
+        # 2-core machine shows between runs; its median is the figure.
+        for _ in range(THROUGHPUT_REPEATS):
             raw.append(throughput_raw(receiver, attributes))
             ours.append(throughput_ours(receiver))
         o, r = statistics.median(ours), statistics.median(raw)
+        ratio = statistics.median(a / b for a, b in zip(ours, raw, strict=True))
         row("1. throughput, raw OTel SDK (spans/s)", f"{r:,.0f}", "-", None)
         row(
             "   throughput, mv37.rollout (spans/s)",
-            f"{o:,.0f} ({o / r:.2f}x)",
+            f"{o:,.0f} ({ratio:.2f}x, median of paired runs)",
             ">= 0.9x raw",
-            o / r >= 0.9,
+            ratio >= 0.9,
         )
 
     def section_down() -> None:
