@@ -107,6 +107,24 @@ class ExportLog:
             source.handle(quiet)  # passes the filter: below WARNING
 
 
+def call_in_forked_child(method: Callable[[], None]) -> None:
+    """Run the bound `method` in every child forked from now on, while its object lives.
+
+    Held weakly: registering does not keep the object alive (`os.register_at_fork` has no
+    way to unregister).
+    """
+    if not hasattr(os, "register_at_fork"):
+        return
+    ref = weakref.WeakMethod(method)
+
+    def _child() -> None:
+        alive = ref()
+        if alive is not None:
+            alive()
+
+    os.register_at_fork(after_in_child=_child)
+
+
 _EXPORTING: ContextVar[ExportLog | None] = ContextVar("mv37_rollout_exporting", default=None)
 """Set around our own `exporter.export(...)` calls (worker thread or, in sync_mode, the
 caller's): the exporter's records logged meanwhile are ours to report."""
@@ -215,15 +233,7 @@ class SyncExporter(SpanProcessor):
         self._lock = threading.Lock()
         self._flying = 0  # spans being exported by callers' threads now
         counters.watch_queue(self)
-        if hasattr(os, "register_at_fork"):
-            ref = weakref.WeakMethod(self._after_fork_in_child)
-
-            def _child() -> None:
-                method = ref()
-                if method is not None:
-                    method()
-
-            os.register_at_fork(after_in_child=_child)
+        call_in_forked_child(self._after_fork_in_child)
 
     def _after_fork_in_child(self) -> None:
         # Only the forking thread lives on in the child: no export of the parent's is in
@@ -313,15 +323,7 @@ class BatchExporter(SpanProcessor):
         self._shutdown_timeout = shutdown_timeout
         self._reset()
         counters.watch_queue(self)
-        if hasattr(os, "register_at_fork"):
-            ref = weakref.WeakMethod(self._after_fork_in_child)
-
-            def _child() -> None:
-                method = ref()
-                if method is not None:
-                    method()
-
-            os.register_at_fork(after_in_child=_child)
+        call_in_forked_child(self._after_fork_in_child)
 
     def _reset(self) -> None:
         self._lock = threading.Lock()
