@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import Any, Generic, TypeVar, overload
 
 from mv37.rollout._attributes import AGENT, TASK, TOOL, TRACE
-from mv37.rollout._client import null_trace
+from mv37.rollout._client import null_span, null_trace
 from mv37.rollout._decorators import ScopeOptions, _Engine, enter, instrument
 from mv37.rollout._global import get_client
 from mv37.rollout._span import Span, ToolCall, _Scope
@@ -46,12 +46,11 @@ class ScopeFactory(Generic[T]):
         scope = _Engine(self._options, None).open(None, (), {})
         if scope is None:
             client = get_client()
-            trace = null_trace(client)
-            if self._options.span_type in (AGENT, TRACE):
-                scope = trace
+            span_type = self._options.span_type
+            if span_type in (AGENT, TRACE):
+                scope = null_trace(client)
             else:
-                cls = ToolCall if self._options.span_type == TOOL else Span
-                scope = cls(trace.otel_span, client, self._options.span_type, trace)
+                scope = null_span(client, span_type, ToolCall if span_type == TOOL else Span)
         enter(scope)
         _open_scopes.set((*_open_scopes.get(), (self, scope)))
         return scope

@@ -53,6 +53,7 @@ from mv37.rollout._trace import Trace
 from mv37.rollout._user import UserContext, UserFields, current_user
 
 T = TypeVar("T")
+S = TypeVar("S", bound=Span)
 
 _CONTEXT_FIELDS = ("user_id", "session_id", "conversation_id", "account_id")
 _MAX_EXTERNAL_IDS = 10_000
@@ -195,8 +196,7 @@ class Rollout:
                 "mv37.rollout: span(%r) with no active trace; recording nothing",
                 span_type,
             )
-            trace = null_trace(self)
-            return Span(trace.otel_span, self, span_type, trace)
+            return null_span(self, span_type, Span)
         return parent.span(
             span_type,
             name=name,
@@ -698,6 +698,12 @@ def null_trace(client: Rollout) -> Trace:
     return Trace(
         INVALID_SPAN, client, "trace", "", external_trace_id=None, context_attrs={}, parent=None
     )
+
+
+def null_span(client: Rollout, span_type: str, cls: type[S]) -> S:
+    """A non-recording `cls` span of `span_type` in a `null_trace` (no active trace)."""
+    trace = null_trace(client)
+    return cls(trace.otel_span, client, span_type, trace)
 
 
 def _enable_debug_logging() -> None:
