@@ -27,6 +27,7 @@ Example:
 from __future__ import annotations
 
 import datetime
+import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
@@ -35,7 +36,7 @@ from opentelemetry.trace import Span as OTelSpan
 from mv37.rollout import _events
 from mv37.rollout import semconv as sc
 from mv37.rollout._attributes import Attributes, user_attributes
-from mv37.rollout._diagnostics import internal_error, logger
+from mv37.rollout._diagnostics import internal_error, log_once
 from mv37.rollout._feedback import start_carrier
 from mv37.rollout._payload import cap_text, serialize
 
@@ -69,7 +70,6 @@ EVENT_TYPES: Final = frozenset(
 """The event types of the Rollout data model (API.md)."""
 
 _MESSAGE_FIELDS: Final = ("content_type", "tool_call_id", "is_internal")
-_warned: set[str] = set()
 
 
 def _timestamp(occurred_at: object) -> int | None:
@@ -136,14 +136,14 @@ def capture_event(
     try:
         kind = str(event_type)
         if kind not in EVENT_TYPES:
-            if kind not in _warned:
-                _warned.add(kind)
-                logger.warning(
-                    "mv37.rollout: capture_event(%r): not an event type of the Rollout data "
-                    "model; nothing recorded (known: %s)",
-                    kind,
-                    ", ".join(sorted(EVENT_TYPES)),
-                )
+            log_once(
+                f"unknown-event-type-{kind}",
+                logging.WARNING,
+                "mv37.rollout: capture_event(%r): not an event type of the Rollout data "
+                "model; nothing recorded (known: %s)",
+                kind,
+                ", ".join(sorted(EVENT_TYPES)),
+            )
             return
         target: dict[str, Any] = {"trace_id": trace_id, "external_trace_id": external_trace_id}
         if kind in ("feedback", "user.signal"):
@@ -166,26 +166,31 @@ def capture_event(
             return
         trace, ended = client._target("capture_event", trace_id, external_trace_id)
         limit = client.config.max_payload_chars
-        timestamp = _timestamp(occurred_at)
-        if trace is not None and kind == "message":
-            trace.message(
-                role=str(fields.get("role", "user")),
-                content=fields.get("content"),
-                attributes=attributes,
+        message: dict[str, Any] | None = None
+        if kind == "message":
+            message = {
+                "role": str(fields.get("role", "user")),
+                "content": fields.get("content"),
+                "attributes": attributes,
                 **{k: fields[k] for k in _MESSAGE_FIELDS if k in fields},
+            }
+
+        def record_on(span: OTelSpan) -> None:
+            _record(
+                span,
+                kind,
+                fields,
+                event_id=event_id,
+                timestamp=_timestamp(occurred_at),
+                attributes=attributes,
+                limit=limit,
             )
-            return
+
         if trace is not None:
-            if trace.is_recording:
-                _record(
-                    trace.otel_span,
-                    kind,
-                    fields,
-                    event_id=event_id,
-                    timestamp=timestamp,
-                    attributes=attributes,
-                    limit=limit,
-                )
+            if message is not None:
+                trace.message(**message)  # numbers it among the trace's messages
+            elif trace.is_recording:
+                record_on(trace.otel_span)
             return
         if ended is None:
             return
@@ -193,27 +198,16 @@ def capture_event(
         try:
             if not carrier.is_recording():
                 return
-            if kind == "message":
+            if message is not None:
                 _events.message(
                     carrier,
-                    role=str(fields.get("role", "user")),
-                    content=fields.get("content"),
                     index=int(fields.get("index", 0)),
                     limit=limit,
-                    attributes=attributes,
                     with_content=client.config.content_enabled,
-                    **{k: fields[k] for k in _MESSAGE_FIELDS if k in fields},
+                    **message,
                 )
             else:
-                _record(
-                    carrier,
-                    kind,
-                    fields,
-                    event_id=event_id,
-                    timestamp=timestamp,
-                    attributes=attributes,
-                    limit=limit,
-                )
+                record_on(carrier)
         finally:
             carrier.end()
             client._kick_flush()

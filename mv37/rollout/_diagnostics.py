@@ -38,13 +38,18 @@ def internal_error(where: str, exc: BaseException | None = None) -> None:
         )
 
 
-def debug_once(key: str, message: str, *args: object) -> None:
-    """Log `message` at debug level the first time `key` is seen."""
+def log_once(key: str, level: int, message: str, *args: object) -> None:
+    """Log `message` at `level` the first time `key` is seen."""
     with _lock:
         if key in _seen:
             return
         _seen.add(key)
-    logger.debug(message, *args)
+    logger.log(level, message, *args)
+
+
+def debug_once(key: str, message: str, *args: object) -> None:
+    """Log `message` at debug level the first time `key` is seen."""
+    log_once(key, logging.DEBUG, message, *args)
 
 
 def internal_error_counts() -> dict[str, int]:
