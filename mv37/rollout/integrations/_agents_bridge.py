@@ -52,7 +52,7 @@ from mv37.rollout._diagnostics import internal_error
 from mv37.rollout._span import Span, ToolCall
 from mv37.rollout.integrations._agents_mapping import describe, error_message, otel_name, record_end
 from mv37.rollout.integrations._errors import MissingExtraError
-from mv37.rollout.integrations._fields import as_str
+from mv37.rollout.integrations._fields import as_str, attributes_option
 
 if TYPE_CHECKING:
     from agents.tracing import Span as AgentsSpan
@@ -201,16 +201,6 @@ def _processor_class(agents: ModuleType) -> type[RolloutAgentsProcessor]:
     return RolloutTracingProcessor
 
 
-def _attributes_option(function: str, options: dict[str, Any]) -> Mapping[str, Any] | None:
-    """The one option the bridge takes, `attributes={...}`; anything else is a TypeError."""
-    attributes = options.pop("attributes", None)
-    if options:
-        raise TypeError(f"{function}() got unexpected option(s): {', '.join(sorted(options))}")
-    if attributes is not None and not isinstance(attributes, Mapping):
-        raise TypeError(f"{function}(attributes=...) must be a mapping")
-    return cast("Mapping[str, Any] | None", attributes)
-
-
 def openai_agents_processor(*, client: Rollout | None = None, **options: Any) -> TracingProcessor:
     """A tracing processor recording into Rollout, for manual registration.
 
@@ -223,7 +213,7 @@ def openai_agents_processor(*, client: Rollout | None = None, **options: Any) ->
         MissingExtraError: The `openai-agents` package is not installed.
         TypeError: An unknown option.
     """
-    attributes = _attributes_option("openai_agents_processor", options)
+    attributes = attributes_option("openai_agents_processor", options)
     return cast("TracingProcessor", _processor_class(_agents())(client, attributes))
 
 
@@ -269,7 +259,7 @@ def instrument_openai_agents(
         MissingExtraError: The `openai-agents` package is not installed.
         TypeError: An unknown option.
     """
-    attributes = _attributes_option("instrument_openai_agents", options)
+    attributes = attributes_option("instrument_openai_agents", options)
     agents = _agents()
     state = _registration
     with state.lock:

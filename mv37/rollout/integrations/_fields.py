@@ -9,7 +9,7 @@ consume what the SDK still has to send.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, cast
 
 _UNSET_TYPES: Final = frozenset({"NotGiven", "Omit"})
 
@@ -83,3 +83,19 @@ def plain(value: object, depth: int = 0) -> object:
         except Exception:
             return type(value).__name__
     return type(value).__name__
+
+
+def attributes_option(function: str, options: dict[str, Any]) -> Mapping[str, Any] | None:
+    """The `attributes={...}` option of `function`'s `**options`; anything else, or a
+    non-mapping, is a TypeError naming it (setup-time misuse, as a Python call would say).
+
+    Example:
+        >>> attributes_option("wrap", {"attributes": {"team": "search"}})
+        {'team': 'search'}
+    """
+    attributes = options.pop("attributes", None)
+    if options:
+        raise TypeError(f"{function}() got unexpected option(s): {', '.join(sorted(options))}")
+    if attributes is not None and not isinstance(attributes, Mapping):
+        raise TypeError(f"{function}(attributes=...) must be a mapping")
+    return cast("Mapping[str, Any] | None", attributes)

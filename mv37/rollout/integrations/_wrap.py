@@ -13,7 +13,7 @@ import contextlib
 import importlib.metadata
 import importlib.util
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeVar
 
@@ -28,6 +28,7 @@ from mv37.rollout.integrations._call import (
     method_wrapper,
 )
 from mv37.rollout.integrations._errors import MissingExtraError, UnsupportedIntegrationError
+from mv37.rollout.integrations._fields import attributes_option
 
 if TYPE_CHECKING:
     from mv37.rollout._client import Rollout
@@ -146,11 +147,7 @@ def wrap(
         >>> client = rollout.wrap(OpenAI())  # doctest: +SKIP
         >>> client.chat.completions.create(model="gpt-4o-mini", messages=[...])  # doctest: +SKIP
     """
-    attributes = options.pop("attributes", None)
-    if options:
-        raise TypeError(f"wrap() got unexpected option(s): {', '.join(sorted(options))}")
-    if attributes is not None and not isinstance(attributes, Mapping):
-        raise TypeError("wrap(attributes=...) must be a mapping")
+    attributes = attributes_option("wrap", options)
     found = detect(obj)
     if provider is None:
         if found is None:
