@@ -207,7 +207,27 @@ def _export(
         landed(flying)
 
 
-class SyncExporter(SpanProcessor):
+class _CountedExport(SpanProcessor):
+    """What both export processors keep for `stats()`: the spans in flight.
+
+    `_flying` is raised when spans are handed to `_export` and lowered, under `_lock`,
+    by `_landed` as `_export` counts them elsewhere (scrubbed, exported or failed).
+    """
+
+    _lock: threading.Lock
+    _flying: int
+
+    def in_flight(self) -> int:
+        """Spans handed to the exporter whose export (request and retries) has not ended."""
+        return self._flying
+
+    def _landed(self, count: int) -> None:
+        if count:
+            with self._lock:
+                self._flying -= count
+
+
+class SyncExporter(_CountedExport):
     """`sync_mode`: export each span in the calling thread as it ends, counted.
 
     A span larger than `max_bytes` (the smaller of `max_batch_bytes` and
@@ -262,18 +282,9 @@ class SyncExporter(SpanProcessor):
         ):
             self._failed = True
 
-    def _landed(self, count: int) -> None:
-        if count:
-            with self._lock:
-                self._flying -= count
-
     def queued(self) -> int:
         """Nothing waits: each span is exported as it ends."""
         return 0
-
-    def in_flight(self) -> int:
-        """Spans being exported by callers' threads now."""
-        return self._flying
 
     def shutdown(self, timeout: float | None = None) -> None:
         """Stop exporting and release the exporter."""
@@ -287,7 +298,7 @@ class SyncExporter(SpanProcessor):
         return not failed
 
 
-class BatchExporter(SpanProcessor):
+class BatchExporter(_CountedExport):
     """Queues ended spans and exports them in batches from one worker thread.
 
     Bounded by `max_queue_events` and `max_queue_bytes` (estimated): a span that does not
@@ -403,15 +414,6 @@ class BatchExporter(SpanProcessor):
     def queued(self) -> int:
         """Spans waiting in the queue now."""
         return len(self._queue)
-
-    def in_flight(self) -> int:
-        """Spans taken off the queue whose export (request and retries) has not ended."""
-        return self._flying
-
-    def _landed(self, count: int) -> None:
-        if count:
-            with self._lock:
-                self._flying -= count
 
     # -- the worker ---------------------------------------------------------------------
 
