@@ -460,7 +460,7 @@ def recorded_messages(direction: str, value: object) -> list[Message] | None:
         if "role" in value:
             return [_chat_message(value)]
         value = value.get("messages")
-    items = sequence(value) if not isinstance(value, (str, bytes)) else None
+    items = sequence(value)  # lists and tuples only
     if not items or not all(isinstance(m, Mapping) and "role" in m for m in items):
         return None
     return [_chat_message(m) for m in items]
