@@ -69,6 +69,7 @@ README_ARGUMENTS: dict[str, str | None] = {
     "install_global_provider": None,
     "export_all_spans": None,
     "link_foreign_parent": None,
+    "agent_flush": "ROLLOUT_AGENT_FLUSH",
 }
 
 ALL_ARGUMENTS = {**API_ARGUMENTS, **README_ARGUMENTS}
@@ -127,6 +128,7 @@ def _valid_value(name: str) -> tuple[object, object]:
         "install_global_provider": (False, False),
         "export_all_spans": (True, True),
         "link_foreign_parent": (True, True),
+        "agent_flush": ("wait", "wait"),
     }
     return values[name]
 
@@ -207,6 +209,7 @@ def test_defaults() -> None:
     assert config.auto_instrument == ()
     assert config.max_payload_chars == 32768
     assert config.install_global_provider is True
+    assert config.agent_flush == "background"
     assert config.console_enabled is True  # no destination configured
 
 
@@ -243,6 +246,7 @@ ENV_CASES: list[tuple[str, str, str, object]] = [
     ("capture_inputs", "ROLLOUT_CAPTURE_INPUTS", "no", False),
     ("capture_outputs", "ROLLOUT_CAPTURE_OUTPUTS", "0", False),
     ("capture_content", "ROLLOUT_CAPTURE_CONTENT", "off", False),
+    ("agent_flush", "ROLLOUT_AGENT_FLUSH", "wait", "wait"),
 ]
 
 
@@ -402,6 +406,7 @@ ARG_ERRORS: list[tuple[dict[str, object], str]] = [
     ({"base_url": "not a url"}, "base_url"),
     ({"max_queue_events": 0}, "max_queue_events"),
     ({"flush_interval": -1}, "flush_interval"),
+    ({"agent_flush": "soon"}, "agent_flush"),
 ]
 
 ENV_ERRORS: list[tuple[str, str]] = [
@@ -411,6 +416,7 @@ ENV_ERRORS: list[tuple[str, str]] = [
     ("ROLLOUT_DISABLED", "2"),
     ("ROLLOUT_BASE_URL", "ftp://x"),
     ("ROLLOUT_MAX_PAYLOAD_CHARS", "lots"),
+    ("ROLLOUT_AGENT_FLUSH", "soon"),
 ]
 
 BUILDERS: list[Callable[..., object]] = [resolve_config, Rollout, rollout.init]

@@ -640,6 +640,14 @@ class Rollout:
             except Exception as exc:
                 internal_error("kick flush", exc)
 
+    def _wait_for_delivery(self) -> None:
+        """`agent_flush="wait"`: deliver what is queued now (a root trace that just ended)."""
+        if self._pipeline is not None:
+            try:
+                self._pipeline.wait_for_delivery()
+            except Exception as exc:
+                internal_error("agent flush", exc)
+
     def flush(self, timeout: float | None = None) -> bool:
         """Export everything queued (blocking, up to `timeout` or `shutdown_timeout`)."""
         if self._pipeline is None:

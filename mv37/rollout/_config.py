@@ -16,8 +16,10 @@ import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
+
+from mv37.rollout._diagnostics import debug_once
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import SpanProcessor
@@ -31,6 +33,12 @@ _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
 _DEFAULT_PAYLOAD_CHARS = 32_768
 _OTEL_CAPTURE_CONTENT = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+
+AgentFlush = Literal["background", "wait"]
+"""When the end of a root trace (`@agent`) is delivered: by the worker, or before returning."""
+AGENT_FLUSH_VALUES: tuple[AgentFlush, ...] = ("background", "wait")
+SERVERLESS_VARIABLES = ("AWS_LAMBDA_FUNCTION_NAME", "FUNCTION_TARGET", "FUNCTIONS_WORKER_RUNTIME")
+"""Set by AWS Lambda, Google Cloud Functions (and Cloud Run functions), Azure Functions."""
 
 
 def _env(name: str) -> dict[str, str]:
@@ -84,6 +92,9 @@ class RolloutConfig:
     max_payload_chars: int = field(
         default=_DEFAULT_PAYLOAD_CHARS, metadata=_env("ROLLOUT_MAX_PAYLOAD_CHARS")
     )
+    # "wait": the end of a root trace waits for its delivery (bounded by shutdown_timeout);
+    # the default on a detected serverless runtime (`SERVERLESS_VARIABLES`).
+    agent_flush: AgentFlush = field(default="background", metadata=_env("ROLLOUT_AGENT_FLUSH"))
 
     @property
     def console_enabled(self) -> bool:
@@ -144,6 +155,21 @@ def _parse_int(raw: object, source: str) -> int:
     return value
 
 
+def _parse_choice(raw: object, source: str, choices: tuple[str, ...]) -> str:
+    text = raw.strip().lower() if isinstance(raw, str) else None
+    if text in choices:
+        return text
+    raise ValueError(f"{source} must be one of {', '.join(choices)}, got {raw!r}")
+
+
+def serverless_runtime(env: Mapping[str, str]) -> str | None:
+    """The variable that shows a serverless runtime (Lambda, Cloud/Azure Functions), if any."""
+    for name in SERVERLESS_VARIABLES:
+        if _nonempty(env.get(name)) is not None:
+            return name
+    return None
+
+
 def _parse_names(raw: object, source: str) -> tuple[str, ...]:
     if isinstance(raw, str):
         return tuple(part.strip() for part in raw.split(",") if part.strip())
@@ -196,6 +222,8 @@ def _coerce(name: str, raw: object, source: str) -> object:
         return raw
     if name == "tracer_provider":
         return raw
+    if name == "agent_flush":
+        return _parse_choice(raw, source, AGENT_FLUSH_VALUES)
     if isinstance(default, bool) or name in ("console", "capture_content"):
         return _parse_bool(raw, source)
     if isinstance(default, float):
@@ -248,6 +276,16 @@ def resolve_config(env: Mapping[str, str] | None = None, /, **arguments: object)
         if otel_content is not None:
             values["capture_content"] = _parse_bool(
                 otel_content.strip(), f"environment variable {_OTEL_CAPTURE_CONTENT}"
+            )
+    if "agent_flush" not in values:
+        runtime = serverless_runtime(environ)
+        if runtime is not None:
+            values["agent_flush"] = "wait"
+            debug_once(
+                "serverless-agent-flush",
+                "mv37.rollout: serverless runtime detected (%s is set): agent_flush defaults "
+                "to 'wait'; set agent_flush or ROLLOUT_AGENT_FLUSH to choose",
+                runtime,
             )
     config = RolloutConfig(**values)  # type: ignore[arg-type]
     if "max_payload_chars" not in values:

@@ -18,7 +18,7 @@ import weakref
 from collections.abc import Sequence
 
 from opentelemetry import trace as otel_trace
-from opentelemetry.context import Context
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, Context, get_value
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace import Span as SDKSpan
@@ -170,6 +170,8 @@ class ProcessorHub(SpanProcessor):
 
 
 _HUB_LOCK = threading.Lock()
+_WAITING = threading.local()
+"""`active` while this thread waits in `Pipeline.wait_for_delivery`."""
 _HUBS: weakref.WeakKeyDictionary[TracerProvider, ProcessorHub] = weakref.WeakKeyDictionary()
 
 
@@ -348,6 +350,39 @@ class Pipeline:
                 internal_error("flush", exc)
                 ok = False
         return ok
+
+    def wait_for_delivery(self) -> bool:
+        """`agent_flush="wait"`: flush now, within `shutdown_timeout`, where that is safe.
+
+        Where waiting could only stall or deadlock it wakes the exporter instead and
+        returns False: on one of our export workers (it would wait for itself), while
+        an exporter works (OTel's suppression flag is set: the SDK's batch processor
+        flushes inline under the lock its export holds), and inside a wait already
+        running on this thread. In `sync_mode` the spans were sent inline: nothing to do.
+        """
+        if self.config.sync_mode or self._shut:
+            return True
+        current = threading.current_thread()
+        if (
+            getattr(_WAITING, "active", False)
+            or get_value(_SUPPRESS_INSTRUMENTATION_KEY)
+            or any(getattr(p, "_worker", None) is current for p in self._export_processors)
+        ):
+            self.kick()
+            return False
+        _WAITING.active = True
+        try:
+            delivered = self.flush(self.config.shutdown_timeout)
+        finally:
+            _WAITING.active = False
+        if not delivered:
+            debug_once(
+                "agent-flush-undelivered",
+                "mv37.rollout: agent_flush=wait: a trace was not delivered within "
+                "shutdown_timeout (%ss) or its export failed (see stats())",
+                self.config.shutdown_timeout,
+            )
+        return delivered
 
     @property
     def is_shut_down(self) -> bool:

@@ -45,7 +45,8 @@ class Trace(_Scope):
     """One Rollout trace: an OTel span that opens a trace scope.
 
     A context manager (sync and async) that ends the span on exit and sends the trace's
-    spans on their way without waiting on the network.
+    spans on their way without waiting on the network; with `agent_flush="wait"` the
+    end of a root trace waits for their delivery (bounded by `shutdown_timeout`).
 
     Example:
         >>> with rollout.trace("support_agent", user_id="u-1") as trace:  # doctest: +SKIP
@@ -395,7 +396,24 @@ class Trace(_Scope):
             self._mark_error(error)
         self._detach()
         self._finish()
-        self._client._kick_flush()
+        self._send(ended_now=True)
+
+    def _send(self, *, ended_now: bool) -> None:
+        """Wake the exporter; a root trace under `agent_flush="wait"` waits for delivery.
+
+        Only the call that ended a recording root trace (no enclosing Rollout trace)
+        waits, bounded by `shutdown_timeout`: a nested agent's spans leave with its root.
+        """
+        client = self._client
+        if (
+            ended_now
+            and self._parent is None
+            and self._recording
+            and client.config.agent_flush == "wait"
+        ):
+            client._wait_for_delivery()
+        else:
+            client._kick_flush()
 
     def __enter__(self) -> Trace:
         self._attach(self, None)
@@ -407,9 +425,10 @@ class Trace(_Scope):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        ended_now = not self._ended
         self._detach()
         self._finish(exc)
-        self._client._kick_flush()
+        self._send(ended_now=ended_now)
 
     async def __aenter__(self) -> Trace:
         return self.__enter__()
