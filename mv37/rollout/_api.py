@@ -9,12 +9,13 @@ classmethods and staticmethods (apply it outside `@classmethod`/`@staticmethod`)
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import Any, Generic, TypeVar, overload
 
 from mv37.rollout._attributes import AGENT, TASK, TOOL, TRACE
 from mv37.rollout._client import null_span, null_trace
+from mv37.rollout._context import NOOP_SCOPES, NoopScopes
 from mv37.rollout._decorators import ScopeOptions, _Engine, enter, instrument
 from mv37.rollout._global import get_client
 from mv37.rollout._span import Span, ToolCall, _Scope
@@ -23,8 +24,10 @@ from mv37.rollout._trace import Trace
 F = TypeVar("F", bound=Callable[..., Any])
 
 # Scopes opened by factories used as context managers, per thread / asyncio task, so one
-# factory object entered from several tasks at once keeps each caller's scope apart.
-_open_scopes: ContextVar[tuple[tuple[object, _Scope], ...]] = ContextVar(
+# factory object entered from several tasks at once keeps each caller's scope apart. With
+# the kill switch on, the entry holds the token that set the no-op facades instead.
+_Opened = _Scope | Token[NoopScopes | None] | None
+_open_scopes: ContextVar[tuple[tuple[object, _Opened], ...]] = ContextVar(
     "mv37_rollout_open_scopes", default=()
 )
 T = TypeVar("T", bound=_Scope)
@@ -43,16 +46,32 @@ class ScopeFactory(Generic[T]):
         return instrument(self._options, fn)  # type: ignore[no-any-return]
 
     def _open(self) -> _Scope:
-        scope = _Engine(self._options, None).open(None, (), {})
-        if scope is None:
+        opened = _Engine(self._options, None).open((), {})
+        entry: _Opened
+        if isinstance(opened, _Scope):
+            enter(opened)
+            scope = entry = opened
+        elif isinstance(opened, NoopScopes):
+            # Disabled: the no-op facades, without touching OTel's context.
+            entry = NOOP_SCOPES.set(opened)
+            scope = opened.trace if self._options.span_type in (AGENT, TRACE) else opened.span
+        else:
+            # Nothing to record (disabled inside a scope, or no active trace): a no-op
+            # facade of the asked type, so the `with` block's code runs unchanged.
             client = get_client()
             span_type = self._options.span_type
-            if span_type in (AGENT, TRACE):
-                scope = null_trace(client)
+            noop = NOOP_SCOPES.get()
+            if noop is not None:
+                scope = noop.trace if span_type in (AGENT, TRACE) else noop.span
+                entry = None
             else:
-                scope = null_span(client, span_type, ToolCall if span_type == TOOL else Span)
-        enter(scope)
-        _open_scopes.set((*_open_scopes.get(), (self, scope)))
+                if span_type in (AGENT, TRACE):
+                    scope = null_trace(client)
+                else:
+                    scope = null_span(client, span_type, ToolCall if span_type == TOOL else Span)
+                enter(scope)
+                entry = scope
+        _open_scopes.set((*_open_scopes.get(), (self, entry)))
         return scope
 
     def __enter__(self) -> T:
@@ -66,10 +85,13 @@ class ScopeFactory(Generic[T]):
     ) -> None:
         opened = _open_scopes.get()
         for index in range(len(opened) - 1, -1, -1):
-            factory, scope = opened[index]
+            factory, entry = opened[index]
             if factory is self:
                 _open_scopes.set(opened[:index] + opened[index + 1 :])
-                scope.__exit__(exc_type, exc, tb)
+                if isinstance(entry, _Scope):
+                    entry.__exit__(exc_type, exc, tb)
+                elif entry is not None:
+                    NOOP_SCOPES.reset(entry)
                 return
 
     async def __aenter__(self) -> T:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import weakref
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -35,7 +36,7 @@ from mv37.rollout._attributes import (
 from mv37.rollout._capture import capture_event
 from mv37.rollout._check import CheckResult, check_destination
 from mv37.rollout._config import RolloutConfig, resolve_config
-from mv37.rollout._context import current_trace, trace_in
+from mv37.rollout._context import NoopScopes, current_trace, trace_in
 from mv37.rollout._destination import Destination, resolve_destination
 from mv37.rollout._diagnostics import debug_once, internal_error
 from mv37.rollout._fastattrs import set_clean_attributes
@@ -47,7 +48,7 @@ from mv37.rollout._ids import (
     reset_forced_trace_id,
 )
 from mv37.rollout._pipeline import Pipeline
-from mv37.rollout._span import Span
+from mv37.rollout._span import Span, ToolCall
 from mv37.rollout._stats import Counters, RolloutStats
 from mv37.rollout._trace import Trace
 from mv37.rollout._user import UserContext, UserFields, current_user
@@ -124,6 +125,13 @@ class Rollout:
             f"Rollout(agent_name={c.agent_name!r}, environment={c.environment!r}, "
             f"endpoint={where!r}, disabled={c.disabled!r})"
         )
+
+    @functools.cached_property
+    def noop_scopes(self) -> NoopScopes:
+        """The no-op trace and span user code sees in a scope that records nothing."""
+        trace = null_trace(self)
+        # A ToolCall is a Span with a tool's ending: it stands in for both.
+        return NoopScopes(trace, ToolCall(trace.otel_span, self, "span", trace))
 
     @property
     def disabled(self) -> bool:

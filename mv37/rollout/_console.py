@@ -31,6 +31,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import StatusCode
 
 from mv37.rollout.semconv import (
+    ERROR_TYPE,
     EVENT_EXCEPTION,
     EVENT_ROLLOUT_FEEDBACK,
     EVENT_ROLLOUT_MESSAGE,
@@ -173,10 +174,23 @@ def _error_text(span: ReadableSpan, attrs: Mapping[str, Any]) -> str | None:
     return _shorten(f"{error_type}: {message}", _ERROR_LIMIT)
 
 
+def _interruption_text(span: ReadableSpan, attrs: Mapping[str, Any]) -> str | None:
+    """ "cancelled" / "interrupted (<type>)" when a non-error exception ended the span."""
+    error_type = attrs.get(ERROR_TYPE)
+    if error_type is None or span.status.status_code is StatusCode.ERROR:
+        return None
+    if error_type == "CancelledError":
+        return "cancelled"
+    return f"interrupted ({_shorten(error_type, _ERROR_LIMIT)})"
+
+
 def _status_text(span: ReadableSpan, attrs: Mapping[str, Any], color: bool) -> str:
-    """The status text: "ok" or "ERROR <type>: <message>"."""
+    """The status text: "ok", "cancelled", "interrupted (<type>)" or "ERROR <type>: ..."."""
     error = _error_text(span, attrs)
     if error is None:
+        interrupted = _interruption_text(span, attrs)
+        if interrupted is not None:
+            return _style(interrupted, _YELLOW, color)
         return _style("ok", _GREEN, color)
     return _style(f"ERROR {error}" if error else "ERROR", _RED, color)
 
@@ -257,8 +271,8 @@ def _event_lines(span: ReadableSpan, color: bool) -> list[str]:
             name = _shorten(attrs.get(ROLLOUT_SIGNAL_NAME, "?"))
             text = f"signal {name} = {_shorten(attrs.get(ROLLOUT_SIGNAL_VALUE, ''))}"
         elif event.name == EVENT_EXCEPTION:
-            if status_error is not None:
-                continue  # the span's status line already reports the failure
+            if status_error is not None or _interruption_text(span, _attrs(span)):
+                continue  # the span's status line already reports what ended it
             exc = f"{attrs.get(EXCEPTION_TYPE, '?')}: {attrs.get(EXCEPTION_MESSAGE, '')}"
             text = _style(f"exception {_shorten(exc, _ERROR_LIMIT)}", _YELLOW, color)
         else:

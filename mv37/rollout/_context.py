@@ -10,7 +10,8 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
@@ -30,6 +31,21 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+class NoopScopes(NamedTuple):
+    """The no-op trace and span that user code sees inside a scope that records nothing.
+
+    With the kill switch on, decorators and `with rollout.trace(...)` set these in a
+    plain `ContextVar` (cheaper than an OTel context, and the ambient OTel span stays
+    current), so `current_trace().message(...)` keeps working and records nothing.
+    """
+
+    trace: Trace
+    span: Span
+
+
+NOOP_SCOPES: ContextVar[NoopScopes | None] = ContextVar("mv37_rollout_noop", default=None)
+
+
 def current_trace() -> Trace | None:
     """The Rollout trace active in this context (thread / asyncio task), or `None`.
 
@@ -39,12 +55,30 @@ def current_trace() -> Trace | None:
         ...     if trace is not None:
         ...         trace.signal("resolved", ok)
     """
-    return otel_context.get_value(TRACE_KEY)  # type: ignore[return-value]
+    trace = otel_context.get_value(TRACE_KEY)
+    if trace is None:
+        noop = NOOP_SCOPES.get()
+        return None if noop is None else noop.trace
+    return trace  # type: ignore[return-value]
 
 
 def current_span() -> Span | None:
-    """The innermost Rollout span (not trace) active in this context, or `None`."""
-    return otel_context.get_value(SPAN_KEY)  # type: ignore[return-value]
+    """The innermost Rollout span (not trace) active in this context, or `None`.
+
+    Inside a scope that records nothing (the kill switch, no provider) it is a no-op
+    span whose methods work and record nothing.
+    """
+    span = otel_context.get_value(SPAN_KEY)
+    if span is not None:
+        return span  # type: ignore[return-value]
+    trace: Trace | None = otel_context.get_value(TRACE_KEY)  # type: ignore[assignment]
+    if trace is None:
+        noop = NOOP_SCOPES.get()
+        return None if noop is None else noop.span
+    if trace.otel_span is INVALID_SPAN:
+        # A placeholder trace (disabled client, no provider): its no-op span.
+        return trace.client.noop_scopes.span
+    return None
 
 
 def trace_in(ctx: Context | None) -> Trace | None:
@@ -55,10 +89,15 @@ def trace_in(ctx: Context | None) -> Trace | None:
 def context_with(
     otel_span: OTelSpan, trace: Trace, span: Span | None, base: Context | None = None
 ) -> Context:
-    """A context where `otel_span` is current and `trace`/`span` are the active facades."""
+    """A context where `otel_span` is current and `trace`/`span` are the active facades.
+
+    A placeholder span (`INVALID_SPAN`: no provider, no active trace) leaves the
+    ambient OTel span current, so other instrumentations' spans keep their parent.
+    """
     # One copy instead of three chained `set_value`s: this runs on every span start.
     values = dict(otel_context.get_current() if base is None else base)
-    values[_OTEL_SPAN_KEY] = otel_span
+    if otel_span is not INVALID_SPAN:
+        values[_OTEL_SPAN_KEY] = otel_span
     values[TRACE_KEY] = trace
     values[SPAN_KEY] = span
     return Context(values)
@@ -75,14 +114,17 @@ def bind_context(fn: Callable[P, R]) -> Callable[P, R]:
         ...     pool.submit(rollout.bind_context(fetch), url)
     """
     captured = otel_context.get_current()
+    noop = NOOP_SCOPES.get()  # the kill switch's no-op facades, when inside its scope
     if inspect.iscoroutinefunction(fn):
         # The body runs when the coroutine is awaited (maybe on another thread's loop):
         # attach there, not when the coroutine object is created.
         async def await_in_captured_context(*args: Any, **kwargs: Any) -> Any:
             token = otel_context.attach(captured)
+            noop_token = NOOP_SCOPES.set(noop)
             try:
                 return await fn(*args, **kwargs)
             finally:
+                NOOP_SCOPES.reset(noop_token)
                 otel_context.detach(token)
 
         return functools.wraps(fn)(await_in_captured_context)  # type: ignore[return-value]
@@ -90,9 +132,11 @@ def bind_context(fn: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(fn)
     def run_in_captured_context(*args: P.args, **kwargs: P.kwargs) -> R:
         token = otel_context.attach(captured)
+        noop_token = NOOP_SCOPES.set(noop)
         try:
             return fn(*args, **kwargs)
         finally:
+            NOOP_SCOPES.reset(noop_token)
             otel_context.detach(token)
 
     return run_in_captured_context

@@ -10,12 +10,12 @@ pass through untouched.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import wrapt
 from opentelemetry import context as otel_context
 
 from mv37.rollout import _global
@@ -32,7 +32,7 @@ from mv37.rollout._attributes import (
     user_attributes,
 )
 from mv37.rollout._client import Rollout
-from mv37.rollout._context import context_with, current_trace
+from mv37.rollout._context import NOOP_SCOPES, NoopScopes, context_with, current_trace
 from mv37.rollout._diagnostics import debug_once, internal_error
 from mv37.rollout._span import Span, ToolCall, _Scope
 from mv37.rollout._trace import Trace
@@ -58,29 +58,51 @@ class ScopeOptions:
     retry_count: int | None = None
 
 
+_SELF_NAMES = frozenset({"self", "cls"})
+
+
+def _in_class_body(fn: Callable[..., Any]) -> bool:
+    """`fn` was defined in a class body (so a call passes the instance first)."""
+    parts = getattr(fn, "__qualname__", "").rsplit(".", 2)
+    return len(parts) > 1 and parts[-2] != "<locals>"
+
+
 class _Params:
-    """Parameter names for binding arguments by name, computed once per function."""
+    """Parameter names for binding arguments by name, computed once per function.
 
-    __slots__ = ("names", "varargs")
+    `skip` is how many leading positional arguments are the instance (`self`/`cls`),
+    left out of the recorded arguments.
+    """
 
-    def __init__(self, fn: Callable[..., Any]) -> None:
+    __slots__ = ("names", "skip", "varargs")
+
+    def __init__(self, fn: Callable[..., Any] | None, *, bound: bool = False) -> None:
         self.names: tuple[str, ...] = ()
         self.varargs: str | None = None
+        self.skip = 0
+        if fn is None:
+            return
         try:
             sig = inspect.signature(fn)
         except (TypeError, ValueError):
             return
         kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-        self.names = tuple(p.name for p in sig.parameters.values() if p.kind in kinds)
+        names = tuple(p.name for p in sig.parameters.values() if p.kind in kinds)
         for p in sig.parameters.values():
             if p.kind is inspect.Parameter.VAR_POSITIONAL:
                 self.varargs = p.name
+        if names and (bound or (names[0] in _SELF_NAMES and _in_class_body(fn))):
+            # A bound method gets its instance from `__self__`; a method defined in a
+            # class body gets it as the first argument.
+            names = names[1:]
+            self.skip = 0 if bound else 1
+        self.names = names
 
-    def bind(
-        self, instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> dict[str, Any]:
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """The passed arguments by name; `self`/`cls` left out."""
-        names = self.names[1:] if instance is not None else self.names
+        if self.skip:
+            args = args[self.skip :]
+        names = self.names
         bound = dict(zip(names, args, strict=False))
         if len(args) > len(names):
             bound[self.varargs or "args"] = args[len(names) :]
@@ -89,21 +111,38 @@ class _Params:
         return bound
 
 
+Opened = _Scope | NoopScopes | None
+"""What `_Engine.open` gives: a scope to run in, the no-op facades (disabled), or None
+(run untraced)."""
+
+
 class _Engine:
     """Opens and closes the scope of one decorated function's calls."""
 
-    __slots__ = ("child_cls", "is_trace", "name", "options", "params", "plan")
+    __slots__ = ("child_cls", "client", "is_trace", "name", "options", "params", "plan")
 
-    def __init__(self, options: ScopeOptions, fn: Callable[..., Any] | None) -> None:
+    def __init__(
+        self,
+        options: ScopeOptions,
+        fn: Callable[..., Any] | None,
+        *,
+        client: Rollout | None = None,
+    ) -> None:
+        """Decide everything about `fn`'s calls; record into `client` (else the global)."""
         # staticmethod/classmethod objects and bound methods (`tool()(obj.method)`): the
-        # function underneath. wrapt passes a bound method's `__self__` as the instance,
-        # so the parameter list must still start with `self`/`cls`.
-        is_method = isinstance(fn, (staticmethod, classmethod)) or inspect.ismethod(fn)
-        target = fn.__func__ if is_method else fn  # type: ignore[union-attr]
+        # function underneath names the parameters.
+        classmethod_like = isinstance(fn, classmethod)
+        target = fn.__func__ if isinstance(fn, (staticmethod, classmethod)) else fn
+        bound = inspect.ismethod(fn)
+        if bound:
+            target = fn.__func__  # type: ignore[union-attr]
         self.options = options
+        self.client = client
         self.name = options.name or getattr(target, "__name__", None) or options.span_type
         self.is_trace = options.span_type in TRACE_TYPES
-        self.params = _Params(target) if target is not None else _Params(_no_params)
+        self.params = _Params(target, bound=bound or classmethod_like)
+        if classmethod_like:
+            self.params.skip = 1  # the class arrives as the first argument
         self.plan = plan_span(
             options.span_type,
             self.name,
@@ -112,14 +151,16 @@ class _Engine:
         )
         self.child_cls = ToolCall if options.span_type == TOOL else Span
 
-    def open(
-        self, instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> _Scope | None:
-        """Start the span (not yet current); None when nothing should be recorded."""
+    def open(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Opened:
+        """Start the span (not yet current); None when nothing should be recorded.
+
+        With the kill switch on, the scope gets the client's no-op facades so that
+        `current_trace()`/`current_span()` inside work and record nothing.
+        """
         try:
-            client = _client()
+            client = self.client or _client()
             if client.config.disabled:
-                return None
+                return client.noop_scopes if NOOP_SCOPES.get() is None else None
             options = self.options
             if self.is_trace:
                 trace = client.start_trace(
@@ -129,7 +170,7 @@ class _Engine:
                     **options.trace_options,
                 )
                 if options.capture_input and trace.is_recording:
-                    trace.set_agent_input(self.params.bind(instance, args, kwargs))
+                    trace.set_agent_input(self.params.bind(args, kwargs))
                 return trace
             parent = current_trace()
             if parent is None:
@@ -147,12 +188,19 @@ class _Engine:
                 and capture_allowed(config, "input", options.span_type)
             ):
                 limit = config.max_payload_chars
-                bound = self.params.bind(instance, args, kwargs)
+                bound = self.params.bind(args, kwargs)
                 extra = payload_attributes("input", bound, limit, options.span_type)
             return parent.start_child(self.child_cls, self.plan, extra)
         except Exception as exc:
             internal_error("open decorated span", exc)
             return None
+
+    def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Opened:
+        """`open`, and make the scope current."""
+        scope = self.open(args, kwargs)
+        if isinstance(scope, _Scope):
+            enter(scope)
+        return scope
 
     def close(self, scope: _Scope, result: object, exc: BaseException | None) -> None:
         """Record the output (or the error) and end the span."""
@@ -165,17 +213,6 @@ class _Engine:
             scope.__exit__(type(exc) if exc is not None else None, exc, None)
         except Exception as inner:
             internal_error("close decorated span", inner)
-
-    def context(self, scope: _Scope) -> otel_context.Context:
-        """The context a generator step runs in: the scope current, facades set."""
-        if isinstance(scope, Trace):
-            return context_with(scope.otel_span, scope, None)
-        assert isinstance(scope, Span)
-        return context_with(scope.otel_span, scope.trace, scope)
-
-
-def _no_params() -> None:
-    """Signature stand-in for context-manager use."""
 
 
 def _start_attributes(options: ScopeOptions, name: str) -> Attributes:
@@ -198,49 +235,85 @@ def _start_attributes(options: ScopeOptions, name: str) -> Attributes:
 
 
 def enter(scope: _Scope) -> None:
+    """Make `scope` current (its OTel span and facades) in this context."""
     if isinstance(scope, Trace):
         scope._attach(scope, None)
     elif isinstance(scope, Span):
         scope._attach(scope.trace, scope)
 
 
-def _sync_wrapper(engine: _Engine) -> Callable[..., Any]:
-    def call(wrapped: Callable[..., Any], instance: object, args: Any, kwargs: Any) -> Any:
-        scope = engine.open(instance, args, kwargs)
-        if scope is None:
-            return wrapped(*args, **kwargs)
-        enter(scope)
+def _context_of(scope: _Scope) -> otel_context.Context:
+    """The context a generator step runs in: the scope current, facades set."""
+    if isinstance(scope, Trace):
+        return context_with(scope.otel_span, scope, None)
+    assert isinstance(scope, Span)
+    return context_with(scope.otel_span, scope.trace, scope)
+
+
+# -- the four call shapes ------------------------------------------------------------------
+# Each is a plain closure around the user's function (no wrapper object in between), so a
+# decorated call costs one extra frame: decorated recursion goes about half as deep as the
+# plain function, and a call pays no proxy dispatch.
+
+
+def _sync_shape(engine: _Engine, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def call(*args: Any, **kwargs: Any) -> Any:
         try:
-            result = wrapped(*args, **kwargs)
+            scope = engine.start(args, kwargs)
+        except RecursionError:  # out of stack in our code: the user's own call raises it
+            scope = None
+        if scope is None:
+            return fn(*args, **kwargs)
+        if isinstance(scope, NoopScopes):
+            token = NOOP_SCOPES.set(scope)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                NOOP_SCOPES.reset(token)
+        try:
+            result = fn(*args, **kwargs)
         except BaseException as exc:
-            engine.close(scope, None, exc)
+            try:  # noqa: SIM105 - contextlib.suppress needs stack we may not have
+                engine.close(scope, None, exc)
+            except RecursionError:
+                pass  # the user's exception is what propagates
             raise
-        engine.close(scope, result, None)
+        try:  # noqa: SIM105 - contextlib.suppress needs stack we may not have
+            engine.close(scope, result, None)
+        except RecursionError:
+            pass
         return result
 
     return call
 
 
-def _async_wrapper(engine: _Engine) -> Callable[..., Any]:
-    async def call(wrapped: Callable[..., Any], instance: object, args: Any, kwargs: Any) -> Any:
-        scope = engine.open(instance, args, kwargs)
-        if scope is None:
-            return await wrapped(*args, **kwargs)
-        enter(scope)
+def _async_shape(engine: _Engine, fn: Callable[..., Any]) -> Callable[..., Any]:
+    async def call(*args: Any, **kwargs: Any) -> Any:
         try:
-            result = await wrapped(*args, **kwargs)
+            scope = engine.start(args, kwargs)
+        except RecursionError:  # out of stack in our code: the user's own call raises it
+            scope = None
+        if scope is None:
+            return await fn(*args, **kwargs)
+        if isinstance(scope, NoopScopes):
+            token = NOOP_SCOPES.set(scope)
+            try:
+                return await fn(*args, **kwargs)
+            finally:
+                NOOP_SCOPES.reset(token)
+        try:
+            result = await fn(*args, **kwargs)
         except BaseException as exc:
-            engine.close(scope, None, exc)
+            try:  # noqa: SIM105 - contextlib.suppress needs stack we may not have
+                engine.close(scope, None, exc)
+            except RecursionError:
+                pass  # the user's exception is what propagates
             raise
-        engine.close(scope, result, None)
+        try:  # noqa: SIM105 - contextlib.suppress needs stack we may not have
+            engine.close(scope, result, None)
+        except RecursionError:
+            pass
         return result
-
-    return call
-
-
-def _gen_wrapper(engine: _Engine) -> Callable[..., Any]:
-    def call(wrapped: Callable[..., Any], instance: object, args: Any, kwargs: Any) -> Any:
-        return _traced_generator(engine, wrapped(*args, **kwargs), instance, args, kwargs)
 
     return call
 
@@ -248,26 +321,36 @@ def _gen_wrapper(engine: _Engine) -> Callable[..., Any]:
 class _Iteration:
     """The span side of one generator run, shared by the sync and async loops.
 
-    With no scope (no active trace, disabled) every method is a no-op, so the loops
-    below serve traced and untraced generators alike and `send`/`throw` always reach
-    the user's generator.
+    With no scope (no active trace) every method is a no-op, so the loops below serve
+    traced and untraced generators alike and `send`/`throw` always reach the user's
+    generator. With the kill switch on, each step runs with the no-op facades set.
     """
 
-    __slots__ = ("ctx", "engine", "kept", "scope")
+    __slots__ = ("ctx", "engine", "kept", "noop", "scope")
 
-    def __init__(self, engine: _Engine, instance: object, args: Any, kwargs: Any) -> None:
+    def __init__(self, engine: _Engine, args: Any, kwargs: Any) -> None:
         self.engine = engine
-        self.scope = engine.open(instance, args, kwargs)
-        self.ctx = engine.context(self.scope) if self.scope is not None else None
+        opened = engine.open(args, kwargs)
+        self.noop = opened if isinstance(opened, NoopScopes) else None
+        self.scope = opened if isinstance(opened, _Scope) else None
+        self.ctx = _context_of(self.scope) if self.scope is not None else None
         self.kept: list[Any] = []
 
     def attach(self) -> object | None:
         """Make the span current for one step of the user's generator."""
-        return otel_context.attach(self.ctx) if self.ctx is not None else None
+        if self.ctx is not None:
+            return otel_context.attach(self.ctx)
+        if self.noop is not None:
+            return NOOP_SCOPES.set(self.noop)
+        return None
 
     def detach(self, token: object | None) -> None:
         """Restore the consumer's context after the step."""
-        if token is not None:
+        if token is None:
+            return
+        if self.noop is not None:
+            NOOP_SCOPES.reset(token)  # type: ignore[arg-type]
+        else:
             otel_context.detach(token)  # type: ignore[arg-type]
 
     def produced(self, item: Any) -> None:
@@ -286,77 +369,74 @@ class _Iteration:
             self.engine.close(self.scope, None, exc)
 
 
-def _traced_generator(
-    engine: _Engine, gen: Generator[Any, Any, Any], instance: object, args: Any, kwargs: Any
-) -> Generator[Any, Any, Any]:
-    """Run `gen` one step at a time inside the span's context; the span covers it all."""
-    run = _Iteration(engine, instance, args, kwargs)
-    to_send: Any = None
-    to_throw: BaseException | None = None
-    while True:
-        token = run.attach()
-        try:
-            item = gen.send(to_send) if to_throw is None else gen.throw(to_throw)
-        except StopIteration as stop:
-            run.finished(stop.value)
-            return stop.value
-        except BaseException as exc:
-            run.failed(exc)
-            raise
-        finally:
-            run.detach(token)
-        to_throw = None
-        run.produced(item)
-        try:
-            to_send = yield item
-        except GeneratorExit:
+def _gen_shape(engine: _Engine, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def call(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+        """Run the user's generator one step at a time inside the span's context."""
+        gen = fn(*args, **kwargs)
+        run = _Iteration(engine, args, kwargs)
+        to_send: Any = None
+        to_throw: BaseException | None = None
+        while True:
+            token = run.attach()
             try:
-                gen.close()
+                item = gen.send(to_send) if to_throw is None else gen.throw(to_throw)
+            except StopIteration as stop:
+                run.finished(stop.value)
+                return stop.value
+            except BaseException as exc:
+                run.failed(exc)
+                raise
             finally:
-                run.finished()
-            raise
-        except BaseException as exc:
-            to_send, to_throw = None, exc
-
-
-def _asyncgen_wrapper(engine: _Engine) -> Callable[..., Any]:
-    def call(wrapped: Callable[..., Any], instance: object, args: Any, kwargs: Any) -> Any:
-        return _traced_async_generator(engine, wrapped(*args, **kwargs), instance, args, kwargs)
+                run.detach(token)
+            to_throw = None
+            run.produced(item)
+            try:
+                to_send = yield item
+            except GeneratorExit:
+                try:
+                    gen.close()
+                finally:
+                    run.finished()
+                raise
+            except BaseException as exc:
+                to_send, to_throw = None, exc
 
     return call
 
 
-async def _traced_async_generator(
-    engine: _Engine, agen: AsyncGenerator[Any, Any], instance: object, args: Any, kwargs: Any
-) -> AsyncGenerator[Any, Any]:
-    """The async twin of `_traced_generator`, stepping with `asend`/`athrow`."""
-    run = _Iteration(engine, instance, args, kwargs)
-    to_send: Any = None
-    to_throw: BaseException | None = None
-    while True:
-        token = run.attach()
-        try:
-            item = await (agen.asend(to_send) if to_throw is None else agen.athrow(to_throw))
-        except StopAsyncIteration:
-            run.finished()
-            return
-        except BaseException as exc:
-            run.failed(exc)
-            raise
-        finally:
-            run.detach(token)
-        to_throw = None
-        run.produced(item)
-        try:
-            to_send = yield item
-        except GeneratorExit:
+def _asyncgen_shape(engine: _Engine, fn: Callable[..., Any]) -> Callable[..., Any]:
+    async def call(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
+        """The async twin of the generator loop, stepping with `asend`/`athrow`."""
+        agen = fn(*args, **kwargs)
+        run = _Iteration(engine, args, kwargs)
+        to_send: Any = None
+        to_throw: BaseException | None = None
+        while True:
+            token = run.attach()
             try:
-                await agen.aclose()
-            finally:
+                item = await (agen.asend(to_send) if to_throw is None else agen.athrow(to_throw))
+            except StopAsyncIteration:
                 run.finished()
-            raise
-        except BaseException as exc:
-            to_send, to_throw = None, exc
+                return
+            except BaseException as exc:
+                run.failed(exc)
+                raise
+            finally:
+                run.detach(token)
+            to_throw = None
+            run.produced(item)
+            try:
+                to_send = yield item
+            except GeneratorExit:
+                try:
+                    await agen.aclose()
+                finally:
+                    run.finished()
+                raise
+            except BaseException as exc:
+                to_send, to_throw = None, exc
+
+    return call
 
 
 def instrument(options: ScopeOptions, fn: Any) -> Any:
@@ -365,14 +445,20 @@ def instrument(options: ScopeOptions, fn: Any) -> Any:
 
 
 def wrap_with(engine: _Engine, fn: Any) -> Any:
-    """Wrap `fn` with `engine`, in the call shape of `fn` (sync, async, generators)."""
-    target = fn.__func__ if isinstance(fn, (staticmethod, classmethod)) else fn
-    if inspect.isasyncgenfunction(target):
-        wrapper = _asyncgen_wrapper(engine)
-    elif inspect.iscoroutinefunction(target):
-        wrapper = _async_wrapper(engine)
-    elif inspect.isgeneratorfunction(target):
-        wrapper = _gen_wrapper(engine)
+    """Wrap `fn` with `engine`, in the call shape of `fn` (sync, async, generators).
+
+    A classmethod or staticmethod stays one, around the wrapped function; anything else
+    becomes a function that looks like `fn` (name, docstring, signature, `inspect`
+    predicates) and binds as a method like any function.
+    """
+    if isinstance(fn, (staticmethod, classmethod)):
+        return type(fn)(wrap_with(engine, fn.__func__))
+    if inspect.isasyncgenfunction(fn):
+        shape = _asyncgen_shape
+    elif inspect.iscoroutinefunction(fn):
+        shape = _async_shape
+    elif inspect.isgeneratorfunction(fn):
+        shape = _gen_shape
     else:
-        wrapper = _sync_wrapper(engine)
-    return wrapt.decorator(wrapper)(fn)
+        shape = _sync_shape
+    return functools.update_wrapper(shape(engine, fn), fn)

@@ -22,7 +22,16 @@ _counts: Counter[str] = Counter()
 
 
 def internal_error(where: str, exc: BaseException | None = None) -> None:
-    """Record an internal failure at `where`; log it the first time only."""
+    """Record an internal failure at `where`; log it the first time only.
+
+    A `RecursionError` is the user's program running out of stack while our code ran:
+    it is counted, never logged (that needs more stack) nor raised from here, so the
+    user's own call raises it as their error.
+    """
+    if isinstance(exc, RecursionError):
+        with _lock:
+            _counts["recursion limit"] += 1
+        return
     with _lock:
         _counts[where] += 1
         first = where not in _seen

@@ -8,6 +8,7 @@ out, no provider) every method is a cheap no-op.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from types import TracebackType
@@ -48,10 +49,21 @@ def is_error(exc: BaseException | None) -> bool:
     return isinstance(exc, Exception)
 
 
+def interruption(exc: BaseException | None) -> str | None:
+    """ "cancelled" or "interrupted" when a non-error exception ended the span, else None.
+
+    `asyncio.CancelledError` cancels; `KeyboardInterrupt`, `SystemExit` and other
+    `BaseException`s interrupt. `GeneratorExit` (a generator closed early) is neither.
+    """
+    if exc is None or isinstance(exc, (Exception, GeneratorExit)):
+        return None
+    return "cancelled" if isinstance(exc, asyncio.CancelledError) else "interrupted"
+
+
 class _Scope:
     """What traces and spans share: an OTel span, context attach/detach and ending."""
 
-    __slots__ = ("_client", "_ended", "_failed", "_otel", "_recording", "_span_type", "_token")
+    __slots__ = ("_client", "_end_status", "_ended", "_otel", "_recording", "_span_type", "_token")
 
     def __init__(self, otel_span: OTelSpan, client: Rollout, span_type: str) -> None:
         self._otel = otel_span
@@ -60,12 +72,17 @@ class _Scope:
         self._recording = otel_span.is_recording()
         self._token: object | None = None
         self._ended = False
-        self._failed = False
+        self._end_status = "ok"  # or "error", "cancelled", "interrupted"
 
     @property
     def otel_span(self) -> OTelSpan:
         """The underlying OpenTelemetry span."""
         return self._otel
+
+    @property
+    def client(self) -> Rollout:
+        """The Rollout client this scope records into."""
+        return self._client
 
     @property
     def trace_id(self) -> str:
@@ -122,7 +139,7 @@ class _Scope:
     def _mark_error(self, exc: BaseException | str) -> None:
         if not self._recording or self._ended:
             return
-        self._failed = True
+        self._end_status = "error"
         try:
             if isinstance(exc, BaseException):
                 attrs = error_attributes(exc, self._client.config.max_payload_chars)
@@ -138,6 +155,19 @@ class _Scope:
                 self._otel.set_status(Status(StatusCode.ERROR, message))
         except Exception as inner:
             internal_error("record error", inner)
+
+    def _mark_interrupted(self, exc: BaseException) -> None:
+        """What ended the span when it was not an error: `error.type` and the event.
+
+        The status stays unset (as OTel's `use_span` leaves it): a cancelled request or
+        a Ctrl-C is not a failure of the code inside.
+        """
+        status = interruption(exc)
+        if status is None or not self._recording or self._ended:
+            return
+        self._end_status = status
+        self._otel.set_attribute(sc.ERROR_TYPE, type(exc).__qualname__)
+        _events.exception(self._otel, exc)
 
     def _before_end(self) -> None:
         """Subclass hook: last attributes before the OTel span ends."""
@@ -163,8 +193,11 @@ class _Scope:
         if self._ended:
             return
         try:
-            if exc is not None and is_error(exc):
-                self._mark_error(exc)
+            if exc is not None:
+                if is_error(exc):
+                    self._mark_error(exc)
+                else:
+                    self._mark_interrupted(exc)
             if self._recording:
                 self._before_end()
         except Exception as inner:
@@ -346,9 +379,7 @@ class ToolCall(Span):
     __slots__ = ()
 
     def _before_end(self) -> None:
-        set_clean_attributes(
-            self._otel, {sc.ROLLOUT_TOOL_STATUS: "error" if self._failed else "ok"}
-        )
+        set_clean_attributes(self._otel, {sc.ROLLOUT_TOOL_STATUS: self._end_status})
         super()._before_end()
 
     def __enter__(self) -> ToolCall:

@@ -147,7 +147,7 @@ ROLLOUT_TOOL_RETRY_COUNT: Final = "rollout.tool.retry_count"
 """How many times the tool call was retried."""
 
 ROLLOUT_TOOL_STATUS: Final = "rollout.tool.status"
-"""Outcome of the tool call: ok or error."""
+"""Outcome of the tool call: ok, error, cancelled (asyncio) or interrupted (KeyboardInterrupt)."""
 
 ROLLOUT_ERROR_TYPE: Final = "rollout.error.type"
 """Type of the exception that ended the span."""

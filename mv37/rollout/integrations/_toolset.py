@@ -24,8 +24,6 @@ from mv37.rollout._api import tool, trace
 from mv37.rollout._attributes import TRACE
 from mv37.rollout._context import current_trace
 from mv37.rollout._decorators import ScopeOptions, _Engine, wrap_with
-from mv37.rollout._diagnostics import internal_error
-from mv37.rollout._span import _Scope
 
 if TYPE_CHECKING:
     from mv37.rollout._client import Rollout
@@ -62,31 +60,9 @@ def _unbound(fn: Any) -> tuple[Any, object | None]:
     return fn, None
 
 
-class _TraceOn(_Engine):
-    """The engine opening a one-call trace on a given client (not the global one)."""
-
-    __slots__ = ("client",)
-    client: Rollout
-
-    def open(
-        self, instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> _Scope | None:
-        """Start the trace; None (run untraced) when the client is disabled or failing."""
-        try:
-            client = self.client
-            if client.config.disabled:
-                return None
-            return client.start_trace(TRACE, self.name)
-        except Exception as exc:
-            internal_error("wrap_tools trace", exc)
-            return None
-
-
 def _trace_on(client: Rollout, name: str, fn: Any) -> Any:
     """`rollout.trace(name)(fn)`, recording into `client`."""
-    engine = _TraceOn(ScopeOptions(TRACE, name=name), fn)
-    engine.client = client
-    return wrap_with(engine, fn)
+    return wrap_with(_Engine(ScopeOptions(TRACE, name=name), fn, client=client), fn)
 
 
 def wrap_tool(
