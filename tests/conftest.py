@@ -12,8 +12,9 @@ from mv37.rollout import _diagnostics, _global, semconv
 from mv37.rollout.testing import CapturedSpans, capture_spans, reset_global_tracer_provider
 
 os.environ["MV37_ROLLOUT_RAISE_INTERNAL"] = "1"
+_SERVERLESS = ("AWS_LAMBDA_FUNCTION_NAME", "FUNCTION_TARGET", "FUNCTIONS_WORKER_RUNTIME")
 for _name in list(os.environ):
-    if _name.startswith(("ROLLOUT_", "OTEL_")):
+    if _name.startswith(("ROLLOUT_", "OTEL_")) or _name in _SERVERLESS:
         del os.environ[_name]
 
 
