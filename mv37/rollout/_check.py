@@ -22,6 +22,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from mv37.rollout._attributes import TRACE, type_attributes
 from mv37.rollout._destination import Destination, build_otlp_exporter
+from mv37.rollout._suppress import suppressed
 
 if TYPE_CHECKING:
     from mv37.rollout._config import RolloutConfig
@@ -186,7 +187,8 @@ def _send(config: RolloutConfig, destination: Destination) -> CheckResult:
     for log in loggers:
         log.addFilter(quiet)
     try:
-        outcome = exporter.export(spans)
+        with suppressed():  # the diagnostic POST must not become a span (`_suppress`)
+            outcome = exporter.export(spans)
     finally:
         for log in loggers:
             log.removeFilter(quiet)

@@ -36,6 +36,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from mv37.rollout._diagnostics import debug_once, internal_error, logger
 from mv37.rollout._privacy import PrivacyStage
 from mv37.rollout._stats import Counters
+from mv37.rollout._suppress import suppressed
 
 _SPAN_OVERHEAD = 160
 """Bytes an encoded span costs beyond its strings: ids, times, kind, status, framing."""
@@ -187,7 +188,8 @@ def _export(
                 return True
         token = _EXPORTING.set(log)
         try:
-            result = exporter.export(spans)
+            with suppressed():  # our POSTs must not become spans (`_suppress`)
+                result = exporter.export(spans)
         except Exception as exc:
             internal_error("export", exc)
             result = SpanExportResult.FAILURE
