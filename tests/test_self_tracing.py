@@ -7,8 +7,8 @@ flushes several times (flushing is the wait) and asserts that what arrived is ex
 what the agent (or `check()`) produced: no `POST` span anywhere. A user's own request
 inside a tool is still traced (the suppression never leaks into user code).
 
-The urllib3 instrumentor's newest release pins an older semantic-conventions package than
-the installed SDK, so it is not in the `test` extra; its cases run where it is installed.
+All three instrumentors are in the `test` extra (the urllib3 one resolves the OTel stack
+to the newest release it supports).
 """
 
 from __future__ import annotations
