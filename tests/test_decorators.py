@@ -293,6 +293,16 @@ def named(captured: CapturedSpans, name: str) -> list[dict[str, Any]]:
     return [s for s in captured.as_dicts() if s["attributes"].get(sc.ROLLOUT_SPAN_NAME) == name]
 
 
+def assert_interrupted(span: dict[str, Any], error_type: str) -> None:
+    """Ended by a non-error exception: status UNSET, `error.type` and one exception event."""
+    assert span["status"] == "UNSET"
+    assert span["attributes"][sc.ERROR_TYPE] == error_type
+    assert sc.ROLLOUT_ERROR_TYPE not in span["attributes"]
+    events = [e for e in span["events"] if e["name"] == sc.EVENT_EXCEPTION]
+    assert len(events) == 1
+    assert events[0]["attributes"][sc.EXCEPTION_TYPE].endswith(error_type)
+
+
 def assert_no_error(span: dict[str, Any]) -> None:
     """The span ended without being marked failed."""
     assert span["status"] == "UNSET"
@@ -1115,7 +1125,11 @@ async def test_successful_tool_status_is_ok(captured: CapturedSpans, shape: str)
 async def test_base_exception_propagates_without_marking_error(
     captured: CapturedSpans, kind: str, shape: str
 ) -> None:
-    """A KeyboardInterrupt-like BaseException propagates unchanged and leaves the span UNSET."""
+    """A KeyboardInterrupt-like BaseException propagates unchanged; the span is interrupted.
+
+    Its status stays UNSET (not a failure of the code inside); `error.type` and an
+    `exception` event say what ended it.
+    """
     err = Halt("stop")
     built = build(shape, deco_for(kind), _explode(err))
 
@@ -1124,8 +1138,9 @@ async def test_base_exception_propagates_without_marking_error(
 
     assert info.value is err
     span = captured.by_name("work")
-    assert_no_error(span)
-    assert span["attributes"].get(sc.ROLLOUT_TOOL_STATUS) != "error"
+    assert_interrupted(span, "Halt")
+    if kind == "tool":
+        assert span["attributes"][sc.ROLLOUT_TOOL_STATUS] == "interrupted"
 
 
 @pytest.mark.parametrize("how", ["task.cancel", "raise"])
@@ -1158,8 +1173,9 @@ async def test_cancellation_propagates_without_marking_error(
     if how == "raise":
         assert info.value is err
     span = captured.by_name("work")
-    assert_no_error(span)
-    assert span["attributes"].get(sc.ROLLOUT_TOOL_STATUS) != "error"
+    assert_interrupted(span, "CancelledError")
+    if kind == "tool":
+        assert span["attributes"][sc.ROLLOUT_TOOL_STATUS] == "cancelled"
 
 
 # == 7. no trace, before init(), disabled ===================================================
