@@ -1,4 +1,5 @@
-"""Shared fixtures: a captured client per test, and the registry check on its spans."""
+"""Shared fixtures: a captured client per test, the registry check on its spans, and an
+OTLP receiver over real HTTP (started for one test, or bound then stopped for a dead URL)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,12 @@ from collections.abc import Iterator
 import pytest
 
 from mv37.rollout import _diagnostics, _global, semconv
-from mv37.rollout.testing import CapturedSpans, capture_spans, reset_global_tracer_provider
+from mv37.rollout.testing import (
+    CapturedSpans,
+    OTLPReceiver,
+    capture_spans,
+    reset_global_tracer_provider,
+)
 
 os.environ["MV37_ROLLOUT_RAISE_INTERNAL"] = "1"
 _SERVERLESS = ("AWS_LAMBDA_FUNCTION_NAME", "FUNCTION_TARGET", "FUNCTIONS_WORKER_RUNTIME")
@@ -57,3 +63,18 @@ def captured() -> Iterator[CapturedSpans]:
     with capture_spans() as spans:
         yield spans
         assert_registered(spans)
+
+
+@pytest.fixture
+def receiver() -> Iterator[OTLPReceiver]:
+    """An `OTLPReceiver` on 127.0.0.1, listening for the whole test."""
+    with OTLPReceiver() as server:
+        yield server
+
+
+@pytest.fixture
+def dead_url() -> str:
+    """The URL of a port nothing listens on (a receiver bound, then stopped)."""
+    server = OTLPReceiver().start()
+    server.stop()
+    return server.url

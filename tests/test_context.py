@@ -9,11 +9,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager, contextmanager
-from types import TracebackType
-from typing import Any, Protocol, TypeVar
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from opentelemetry import trace as otel_trace
@@ -26,43 +25,13 @@ import mv37.rollout as rollout
 from mv37.rollout import semconv as sc
 from mv37.rollout.testing import CapturedSpans, capture_spans, span_as_dict
 
-T_co = TypeVar("T_co", covariant=True)
+if TYPE_CHECKING:
+    from tests.helpers import entered
+else:
+    from helpers import entered
 
 MODES = ("sync", "async")
 FORCED_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
-
-
-class Scope(Protocol[T_co]):
-    """Something usable with both `with` and `async with` (our traces, spans, factories)."""
-
-    def __enter__(self) -> T_co: ...
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    async def __aenter__(self) -> T_co: ...
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-
-@asynccontextmanager
-async def entered(scope: Scope[T_co], mode: str) -> AsyncIterator[T_co]:
-    """Enter `scope` with `with` (mode "sync") or `async with` (mode "async")."""
-    if mode == "sync":
-        with scope as value:
-            yield value
-    else:
-        async with scope as value:
-            yield value
 
 
 def foreign_tracer(captured: CapturedSpans) -> Tracer:

@@ -13,8 +13,8 @@ import logging
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from opentelemetry import trace as otel_trace
@@ -28,24 +28,13 @@ from mv37.rollout import semconv as sc
 from mv37.rollout._destination import resolve_destination
 from mv37.rollout.testing import OTLPReceiver, ReceivedSpan
 
+if TYPE_CHECKING:
+    from tests.helpers import lookup, support_agent
+else:
+    from helpers import lookup, support_agent
+
 KEY = "sk-rollout-test-0123456789abcdef"
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def receiver() -> Iterator[OTLPReceiver]:
-    with OTLPReceiver() as server:
-        yield server
-
-
-@rollout.tool("lookup")
-def lookup(order_id: int) -> dict[str, object]:
-    return {"order_id": order_id, "status": "shipped"}
-
-
-@rollout.agent("support_agent")
-def support_agent(order_id: int) -> str:
-    return str(lookup(order_id)["status"])
 
 
 @rollout.tool("alookup")

@@ -16,7 +16,7 @@ import json
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -125,20 +125,6 @@ async def flush(mode: str, timeout: float) -> bool:
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def receiver() -> Iterator[OTLPReceiver]:
-    with OTLPReceiver() as server:
-        yield server
-
-
-@pytest.fixture
-def dead_url() -> str:
-    """The URL of a port nothing listens on (a receiver bound, then stopped)."""
-    server = OTLPReceiver().start()
-    server.stop()
-    return server.url
 
 
 def export_timeout(monkeypatch: pytest.MonkeyPatch, millis: str) -> None:

@@ -12,10 +12,8 @@ import datetime
 import enum
 import json
 import threading
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from types import TracebackType
-from typing import Any, Protocol, TypeVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
@@ -27,44 +25,14 @@ import mv37.rollout as rollout
 from mv37.rollout import semconv as sc
 from mv37.rollout.testing import CapturedSpans, capture_spans
 
-T_co = TypeVar("T_co", covariant=True)
+if TYPE_CHECKING:
+    from tests.helpers import Scope, entered
+else:
+    from helpers import Scope, entered
 
 MODES = ("sync", "async")
 OPENERS = ("client", "module")
 FIVE_MB = 5 * 1024 * 1024
-
-
-class Scope(Protocol[T_co]):
-    """Something usable with both `with` and `async with` (our traces, spans, factories)."""
-
-    def __enter__(self) -> T_co: ...
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    async def __aenter__(self) -> T_co: ...
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-
-@asynccontextmanager
-async def entered(scope: Scope[T_co], mode: str) -> AsyncIterator[T_co]:
-    """Enter `scope` with `with` (mode "sync") or `async with` (mode "async")."""
-    if mode == "sync":
-        with scope as value:
-            yield value
-    else:
-        async with scope as value:
-            yield value
 
 
 def open_trace(

@@ -10,7 +10,7 @@ import multiprocessing
 import os
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -23,12 +23,6 @@ pytestmark = [
     # Python 3.12+ warns when forking a process that has threads; that is the point here.
     pytest.mark.filterwarnings("ignore::DeprecationWarning"),
 ]
-
-
-@pytest.fixture
-def receiver() -> Iterator[OTLPReceiver]:
-    with OTLPReceiver() as server:
-        yield server
 
 
 @rollout.tool("step")

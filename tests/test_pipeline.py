@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import pytest
 from opentelemetry import trace as otel_trace
@@ -22,6 +23,11 @@ import mv37.rollout as rollout
 from mv37.rollout import resolve_config
 from mv37.rollout import semconv as sc
 
+if TYPE_CHECKING:
+    from tests.helpers import lookup, support_agent
+else:
+    from helpers import lookup, support_agent
+
 
 def _names(exporter: InMemorySpanExporter) -> list[str]:
     return [span.name for span in exporter.get_finished_spans()]
@@ -32,16 +38,6 @@ def _user_provider() -> tuple[TracerProvider, InMemorySpanExporter]:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     return provider, exporter
-
-
-@rollout.tool("lookup")
-def lookup(order_id: int) -> dict[str, object]:
-    return {"order_id": order_id, "status": "shipped"}
-
-
-@rollout.agent("support_agent")
-def support_agent(order_id: int) -> str:
-    return str(lookup(order_id)["status"])
 
 
 class NoOpProvider(otel_trace.TracerProvider):

@@ -69,12 +69,6 @@ class Pipeline:
 
 
 @pytest.fixture
-def receiver() -> Iterator[OTLPReceiver]:
-    with OTLPReceiver() as started:
-        yield started
-
-
-@pytest.fixture
 def pipeline() -> Iterator[Callable[..., Pipeline]]:
     made: list[Pipeline] = []
 
