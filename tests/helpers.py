@@ -7,14 +7,21 @@ the path, tests/ is no package).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import TracebackType
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import mv37.rollout as rollout
+from mv37.rollout.testing import CapturedSpans
 
 T_co = TypeVar("T_co", covariant=True)
+
+# -- entering our scopes with `with` and `async with` -----------------------------------------
+
+MODES = ("sync", "async")
+OPENERS = ("client", "module")
 
 
 class Scope(Protocol[T_co]):
@@ -48,6 +55,28 @@ async def entered(scope: Scope[T_co], mode: str) -> AsyncIterator[T_co]:
     else:
         async with scope as value:
             yield value
+
+
+def open_trace(
+    captured: CapturedSpans, opener: str, name: str, **options: Any
+) -> Scope[rollout.Trace]:
+    """`captured.client.trace(...)` or the module-level `rollout.trace(...)`."""
+    if opener == "client":
+        return captured.client.trace(name, **options)
+    return rollout.trace(name, **options)
+
+
+def events_named(span: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    """The attributes of `span`'s events called `name`, in order."""
+    return [e["attributes"] for e in span["events"] if e["name"] == name]
+
+
+@dataclasses.dataclass
+class Point:
+    """A dataclass."""
+
+    x: int
+    y: int
 
 
 # -- a small instrumented program: an agent calling one tool ---------------------------------

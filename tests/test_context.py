@@ -26,11 +26,10 @@ from mv37.rollout import semconv as sc
 from mv37.rollout.testing import CapturedSpans, capture_spans, span_as_dict
 
 if TYPE_CHECKING:
-    from tests.helpers import entered
+    from tests.helpers import MODES, entered
 else:
-    from helpers import entered
+    from helpers import MODES, entered
 
-MODES = ("sync", "async")
 FORCED_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 
