@@ -210,6 +210,7 @@ def test_several_traces_and_late_feedback_through_rotel(hop: Hop) -> None:
         return list(await asyncio.gather(*(hop_agent(order) for order in ("o-1", "o-2", "o-3"))))
 
     assert asyncio.run(three()) == ["shipped"] * 3
+    assert rollout.flush()  # the in-memory copy arrives through the batch queue too
     first_trace = next(s for s in memory.get_finished_spans() if s.parent is None)
     context = first_trace.get_span_context()
     assert context is not None
