@@ -2,7 +2,7 @@
 
 Every test that sends starts an `OTLPReceiver` on 127.0.0.1 and asserts on the spans it
 decoded. Fault injection (collector down, stalls, overflow, 4xx/5xx) lives in
-`test_delivery_faults.py`; fork safety in `test_fork.py`.
+the `test_delivery_faults_*.py` modules; fork safety in `test_fork.py`.
 """
 
 from __future__ import annotations
