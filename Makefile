@@ -39,6 +39,7 @@ lint: $(STAMP)
 	$(PY) -m ruff check mv37 tests semconv benchmarks examples e2e
 	$(PY) -m ruff format --check mv37 tests semconv benchmarks examples e2e
 	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
 
 semconv: $(STAMP)
 	$(PY) semconv/generate.py

@@ -7,11 +7,6 @@ Example:
     ... def get_weather(city: str) -> dict: ...
 """
 
-from mv37.rollout._api import ScopeFactory, agent, span, task, tool, trace
-from mv37.rollout._check import CheckResult
-from mv37.rollout._client import Rollout
-from mv37.rollout._config import RolloutConfig, resolve_config
-from mv37.rollout._context import bind_context, current_span, current_trace
 from mv37.rollout._global import (
     acheck,
     aflush,
@@ -28,12 +23,15 @@ from mv37.rollout._global import (
     stats,
     user,
 )
-from mv37.rollout._span import Span, ToolCall
-from mv37.rollout._stats import RolloutStats
-from mv37.rollout._trace import Trace
-from mv37.rollout._types import EventAttributes, UsageDict, UserTraits
-from mv37.rollout._user import UserContext
-from mv37.rollout._version import __version__
+from mv37.rollout._rollout import Rollout
+from mv37.rollout.base._config import RolloutConfig, resolve_config
+from mv37.rollout.base._types import EventAttributes, UsageDict, UserTraits
+from mv37.rollout.base._version import __version__
+from mv37.rollout.facade._api import ScopeFactory, agent, span, task, tool, trace
+from mv37.rollout.facade._context import bind_context, current_span, current_trace
+from mv37.rollout.facade._span import Span, ToolCall
+from mv37.rollout.facade._trace import Trace
+from mv37.rollout.facade._user import UserContext
 from mv37.rollout.integrations import (
     MissingExtraError,
     UnsupportedIntegrationError,
@@ -44,6 +42,8 @@ from mv37.rollout.integrations import (
     wrap,
     wrap_tools,
 )
+from mv37.rollout.pipeline._check import CheckResult
+from mv37.rollout.pipeline._stats import RolloutStats
 
 __all__ = [
     "CheckResult",

@@ -14,9 +14,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from mv37.rollout._check import check_destination
-from mv37.rollout._config import resolve_config
-from mv37.rollout._destination import resolve_destination
+from mv37.rollout.base._config import resolve_config
+from mv37.rollout.pipeline._check import check_destination
+from mv37.rollout.pipeline._destination import resolve_destination
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,27 +1,22 @@
-"""The global client: the one piece of module state, kept in this small module.
+"""`init()` and the module-level helpers over the global client.
 
-`init()` builds a client and stores it; decorators and module-level helpers look it up
-on every call, so functions decorated at import time start recording once `init()`
-runs. Before `init()`, a passive client follows whatever global OTel provider exists
-(emitting nothing when there is none).
+The client slot itself lives in `facade/_current.py` (decorators and integrations read
+it); this module fills it and says that the passive client used before `init()` is a
+full `Rollout`.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
-from mv37.rollout._check import CheckResult
-from mv37.rollout._client import Rollout
-from mv37.rollout._config import RolloutConfig, resolve_config
-from mv37.rollout._diagnostics import logger
-from mv37.rollout._stats import RolloutStats
-from mv37.rollout._user import UserContext
+from mv37.rollout._rollout import Rollout
+from mv37.rollout.facade import _current
+from mv37.rollout.facade._user import UserContext
+from mv37.rollout.pipeline._check import CheckResult
+from mv37.rollout.pipeline._stats import RolloutStats
 
-_lock = threading.Lock()
-_client: Rollout | None = None
-_passive: Rollout | None = None
+_current.passive_factory = Rollout.passive
 
 
 def init(**config: Any) -> Rollout:
@@ -36,10 +31,8 @@ def init(**config: Any) -> Rollout:
     Raises:
         ValueError: For an invalid argument or environment variable (named).
     """
-    global _client
     new = Rollout(**config)
-    with _lock:
-        old, _client = _client, new
+    old = _current.install(new)
     if old is not None:
         old.shutdown()
     return new
@@ -47,30 +40,12 @@ def init(**config: Any) -> Rollout:
 
 def get_client() -> Rollout:
     """The global client (a passive one before `init()`)."""
-    client = _client
-    if client is not None:
-        return client
-    return _passive_client()
-
-
-def _passive_client() -> Rollout:
-    global _passive
-    with _lock:
-        if _passive is None:
-            try:
-                config = resolve_config()
-            except ValueError as exc:
-                logger.warning("mv37.rollout: ignoring invalid environment before init(): %s", exc)
-                config = RolloutConfig()
-            _passive = Rollout._passive(config)
-        return _passive
+    return cast(Rollout, _current.get_client())
 
 
 def reset() -> None:
     """Shut down and forget the global client (tests)."""
-    global _client, _passive
-    with _lock:
-        old, _client, _passive = _client, None, None
+    old = _current.clear()
     if old is not None:
         old.shutdown()
 

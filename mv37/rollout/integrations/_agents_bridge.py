@@ -6,7 +6,7 @@ code around the run (a Rollout trace or another instrumentation's span). Nesting
 follows the SDK's parent ids; spans start with an explicit parent, so callbacks from
 other tasks or threads nest correctly.
 
-| agents | Rollout span type | OTel name | recorded |
+| agents | RolloutCore span type | OTel name | recorded |
 |---|---|---|---|
 | `Trace` | `trace` | `invoke_workflow {workflow}` | see below |
 | `TaskSpanData` | `task` | the workflow name | |
@@ -46,21 +46,22 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 from opentelemetry import context as otel_context
 
-from mv37.rollout._attributes import TOOL, TRACE, plan_span, user_attributes
-from mv37.rollout._context import context_with
-from mv37.rollout._diagnostics import internal_error
-from mv37.rollout._span import Span, ToolCall
+from mv37.rollout.base._diagnostics import internal_error
+from mv37.rollout.facade._context import context_with
+from mv37.rollout.facade._current import get_client
+from mv37.rollout.facade._span import Span, ToolCall
 from mv37.rollout.integrations._agents_mapping import describe, error_message, otel_name, record_end
 from mv37.rollout.integrations._errors import MissingExtraError
-from mv37.rollout.integrations._fields import as_str, attributes_option
+from mv37.rollout.vocabulary._attributes import TOOL, TRACE, plan_span, user_attributes
+from mv37.rollout.vocabulary._fields import as_str, attributes_option
 
 if TYPE_CHECKING:
     from agents.tracing import Span as AgentsSpan
     from agents.tracing import Trace as AgentsTrace
     from agents.tracing import TracingProcessor
 
-    from mv37.rollout._client import Rollout
-    from mv37.rollout._trace import Trace
+    from mv37.rollout.facade._client import RolloutCore
+    from mv37.rollout.facade._trace import Trace
 
 EXTRA: Final = "openai-agents"
 
@@ -85,7 +86,7 @@ class RolloutAgentsProcessor:
     """
 
     def __init__(
-        self, client: Rollout | None = None, attributes: Mapping[str, Any] | None = None
+        self, client: RolloutCore | None = None, attributes: Mapping[str, Any] | None = None
     ) -> None:
         self.client = client
         self.attributes = dict(attributes or {})
@@ -93,12 +94,10 @@ class RolloutAgentsProcessor:
         self._traces: dict[str, Trace] = {}
         self._spans: dict[str, tuple[Span, str]] = {}  # agents span id -> (ours, trace id)
 
-    def _rollout(self) -> Rollout:
+    def _rollout(self) -> RolloutCore:
         client = self.client
         if client is not None and not client.is_shut_down:
             return client
-        from mv37.rollout._global import get_client
-
         return get_client()
 
     # -- traces ---------------------------------------------------------------------------
@@ -201,7 +200,9 @@ def _processor_class(agents: ModuleType) -> type[RolloutAgentsProcessor]:
     return RolloutTracingProcessor
 
 
-def openai_agents_processor(*, client: Rollout | None = None, **options: Any) -> TracingProcessor:
+def openai_agents_processor(
+    *, client: RolloutCore | None = None, **options: Any
+) -> TracingProcessor:
     """A tracing processor recording into Rollout, for manual registration.
 
     Options: `attributes={...}`, user attributes on every trace and span it records.
@@ -243,7 +244,7 @@ def _registered(agents: ModuleType, processor: TracingProcessor) -> bool | None:
 
 
 def instrument_openai_agents(
-    *, replace: bool = False, client: Rollout | None = None, **options: Any
+    *, replace: bool = False, client: RolloutCore | None = None, **options: Any
 ) -> TracingProcessor:
     """Register Rollout's processor with the `agents` package (once) and return it.
 

@@ -1,4 +1,4 @@
-"""OpenAI Agents SDK span data -> Rollout span type, name and attributes.
+"""OpenAI Agents SDK span data -> RolloutCore span type, name and attributes.
 
 `describe` decides what a span starts with; `record_end` adds what the SDK filled in
 while it ran (payloads, usage, the handoff target, whether a guardrail tripped). Model
@@ -15,7 +15,11 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from mv37.rollout import semconv as sc
-from mv37.rollout._attributes import (
+from mv37.rollout.facade._span import Span
+from mv37.rollout.integrations._call import Result, _result_attributes
+from mv37.rollout.integrations._openai import ChatCompletions, Responses, responses_result
+from mv37.rollout.integrations._usage import openai_usage
+from mv37.rollout.vocabulary._attributes import (
     AGENT,
     LLM,
     SPAN,
@@ -28,11 +32,8 @@ from mv37.rollout._attributes import (
     type_attributes,
     user_attributes,
 )
-from mv37.rollout._payload import to_json_text
-from mv37.rollout._span import Span
-from mv37.rollout.integrations._call import Result, _result_attributes
-from mv37.rollout.integrations._fields import as_float, as_int, as_str, field, given, plain
-from mv37.rollout.integrations._messages import (
+from mv37.rollout.vocabulary._fields import as_float, as_int, as_str, field, given, plain
+from mv37.rollout.vocabulary._messages import (
     Message,
     attribute_room,
     input_attributes,
@@ -40,8 +41,7 @@ from mv37.rollout.integrations._messages import (
     output_value,
     parse_arguments,
 )
-from mv37.rollout.integrations._openai import ChatCompletions, Responses, responses_result
-from mv37.rollout.integrations._usage import openai_usage
+from mv37.rollout.vocabulary._payload import to_json_text
 
 PROVIDER: Final = "openai"
 HANDOFF: Final = "handoff"

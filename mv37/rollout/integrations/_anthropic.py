@@ -13,10 +13,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from mv37.rollout import semconv as sc
-from mv37.rollout._attributes import Attributes
 from mv37.rollout.integrations._call import Request, Result, invocation_parameters
-from mv37.rollout.integrations._fields import as_float, as_int, as_str, field, plain, sequence
-from mv37.rollout.integrations._messages import (
+from mv37.rollout.integrations._usage import anthropic_usage, anthropic_usage_fields
+from mv37.rollout.vocabulary._attributes import Attributes
+from mv37.rollout.vocabulary._fields import as_float, as_int, as_str, field, plain, sequence
+from mv37.rollout.vocabulary._messages import (
     Message,
     Part,
     media_part,
@@ -26,7 +27,6 @@ from mv37.rollout.integrations._messages import (
     tool_call_part,
     tool_response_part,
 )
-from mv37.rollout.integrations._usage import anthropic_usage, anthropic_usage_fields
 
 _TOOL_USE: Final = frozenset({"tool_use", "server_tool_use", "mcp_tool_use"})
 

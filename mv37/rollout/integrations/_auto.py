@@ -19,44 +19,16 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
-from mv37.rollout._diagnostics import logger
+from mv37.rollout.base._diagnostics import logger
+from mv37.rollout.base._integration_names import KNOWN_INTEGRATIONS, PER_CLIENT, validate
 
 if TYPE_CHECKING:
-    from mv37.rollout._client import Rollout
-
-KNOWN_INTEGRATIONS: Final = ("openai_agents", "openai", "anthropic")
-"""What `auto_instrument` accepts."""
-PER_CLIENT: Final = frozenset({"openai", "anthropic"})
-"""Accepted, but instrumented per client object with `rollout.wrap(client)`."""
+    from mv37.rollout.facade._client import RolloutCore
 
 
-def _normal(name: str) -> str:
-    return name.strip().lower().replace("-", "_")
-
-
-def validate(names: str | Iterable[str]) -> tuple[str, ...]:
-    """The names normalised, blanks and repeats dropped; a comma-separated string is split.
-
-    Example:
-        >>> validate("OpenAI-Agents, openai")
-        ('openai_agents', 'openai')
-
-    Raises:
-        ValueError: An unknown name (the message lists the known ones).
-    """
-    raw = names.split(",") if isinstance(names, str) else names
-    out = tuple(dict.fromkeys(n for n in (_normal(str(name)) for name in raw) if n))
-    unknown = [name for name in out if name not in KNOWN_INTEGRATIONS]
-    if unknown:
-        raise ValueError(
-            f"unknown integration(s) {', '.join(unknown)}; known: {', '.join(KNOWN_INTEGRATIONS)}"
-        )
-    return out
-
-
-def enable(names: str | Iterable[str], client: Rollout) -> list[str]:
+def enable(names: str | Iterable[str], client: RolloutCore) -> list[str]:
     """Enable each named integration for `client`; returns the ones switched on.
 
     Example:
@@ -82,3 +54,6 @@ def enable(names: str | Iterable[str], client: Rollout) -> list[str]:
                 name,
             )
     return enabled
+
+
+__all__ = ["KNOWN_INTEGRATIONS", "PER_CLIENT", "enable", "validate"]

@@ -20,15 +20,16 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from opentelemetry import context as otel_context
 
 from mv37.rollout import semconv as sc
-from mv37.rollout._attributes import LLM, TRACE, Attributes, capture_allowed
-from mv37.rollout._context import context_with, current_trace
-from mv37.rollout._diagnostics import internal_error
-from mv37.rollout._fastattrs import set_clean_attributes
-from mv37.rollout._payload import to_json_text
-from mv37.rollout._span import is_error
-from mv37.rollout._types import UsageDict
-from mv37.rollout.integrations._fields import given, plain
-from mv37.rollout.integrations._messages import (
+from mv37.rollout.base._diagnostics import internal_error
+from mv37.rollout.base._types import UsageDict
+from mv37.rollout.facade._context import context_with, current_trace
+from mv37.rollout.facade._current import get_client
+from mv37.rollout.facade._span import is_error
+from mv37.rollout.integrations._streams import wrap_manager, wrap_stream
+from mv37.rollout.vocabulary._attributes import LLM, TRACE, Attributes, capture_allowed
+from mv37.rollout.vocabulary._fastattrs import set_clean_attributes
+from mv37.rollout.vocabulary._fields import given, plain
+from mv37.rollout.vocabulary._messages import (
     Message,
     Part,
     attribute_room,
@@ -37,12 +38,12 @@ from mv37.rollout.integrations._messages import (
     output_value,
     tool_attributes,
 )
-from mv37.rollout.integrations._streams import wrap_manager, wrap_stream
+from mv37.rollout.vocabulary._payload import to_json_text
 
 if TYPE_CHECKING:
-    from mv37.rollout._client import Rollout
-    from mv37.rollout._span import Span
-    from mv37.rollout._trace import Trace
+    from mv37.rollout.facade._client import RolloutCore
+    from mv37.rollout.facade._span import Span
+    from mv37.rollout.facade._trace import Trace
 
 AZURE_OPENAI: Final = "azure.ai.openai"
 # Request arguments that configure the HTTP call, not the model (and may hold secrets).
@@ -58,7 +59,7 @@ class Binding:
     provider: str
     """`gen_ai.provider.name`: `openai`, `azure.ai.openai` or `anthropic`."""
     version: str | None
-    client: Rollout | None
+    client: RolloutCore | None
     attributes: Mapping[str, Any] | None
 
 
@@ -136,9 +137,7 @@ def invocation_parameters(kwargs: Mapping[str, Any], content: frozenset[str]) ->
     }
 
 
-def _global_client() -> Rollout:
-    from mv37.rollout._global import get_client  # the global module imports this package
-
+def _global_client() -> RolloutCore:
     return get_client()
 
 

@@ -10,9 +10,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from mv37.rollout import semconv as sc
-from mv37.rollout._attributes import Attributes
 from mv37.rollout.integrations._call import Request, Result, invocation_parameters
-from mv37.rollout.integrations._fields import (
+from mv37.rollout.integrations._usage import openai_usage
+from mv37.rollout.vocabulary._attributes import Attributes
+from mv37.rollout.vocabulary._chat import ROLES, chat_message, content_parts
+from mv37.rollout.vocabulary._fields import (
     as_float,
     as_int,
     as_str,
@@ -20,19 +22,15 @@ from mv37.rollout.integrations._fields import (
     given,
     sequence,
 )
-from mv37.rollout.integrations._messages import (
+from mv37.rollout.vocabulary._messages import (
     Message,
     Part,
-    media_part,
     message,
     reasoning_part,
     text_part,
     tool_call_part,
     tool_response_part,
 )
-from mv37.rollout.integrations._usage import openai_usage
-
-_ROLES: Final = {"developer": "system", "function": "tool"}
 
 
 def _common_request(
@@ -49,61 +47,6 @@ def _common_request(
         if (number := as_float(kwargs.get(name))) is not None:
             attrs[key] = number
     return attrs, invocation_parameters(kwargs, content)
-
-
-def _content_parts(content: object) -> list[Part]:
-    """Parts of a chat or Responses message `content` (a string or a list of parts)."""
-    if isinstance(content, str):
-        return [text_part(content)]
-    parts: list[Part] = []
-    for item in sequence(content) or ():
-        kind = field(item, "type")
-        if kind in ("text", "input_text", "output_text"):
-            parts.append(text_part(str(field(item, "text") or "")))
-        elif kind == "refusal":
-            parts.append(text_part(str(field(item, "refusal") or "")))
-        elif kind == "image_url":
-            parts.append(media_part("image", field(field(item, "image_url"), "url")))
-        elif kind == "input_image":
-            parts.append(media_part("image", field(item, "image_url")))
-        elif kind == "input_audio":
-            audio_format = field(field(item, "input_audio"), "format")
-            parts.append(
-                media_part("audio", None, f"audio/{audio_format}" if audio_format else None)
-            )
-    return parts
-
-
-def _text_of(content: object) -> str:
-    return "".join(str(p.get("content", "")) for p in _content_parts(content))
-
-
-def _tool_call_parts(calls: object) -> list[Part]:
-    parts: list[Part] = []
-    for call in sequence(calls) or ():
-        function = field(call, "function")
-        parts.append(
-            tool_call_part(field(call, "id"), field(function, "name"), field(function, "arguments"))
-        )
-    return parts
-
-
-def _chat_message(msg: object) -> Message:
-    role = str(field(msg, "role") or "user")
-    if role in ("tool", "function"):
-        call_id = field(msg, "tool_call_id") or field(msg, "name")
-        return message("tool", [tool_response_part(call_id, _text_of(field(msg, "content")))])
-    parts = _content_parts(field(msg, "content"))
-    refusal = as_str(field(msg, "refusal"))
-    if refusal:
-        parts.append(text_part(refusal))
-    parts.extend(_tool_call_parts(field(msg, "tool_calls")))
-    function_call = field(msg, "function_call")
-    if function_call is not None:
-        parts.append(
-            tool_call_part(None, field(function_call, "name"), field(function_call, "arguments"))
-        )
-    return message(_ROLES.get(role, role), parts)
 
 
 class ChatCompletions:
@@ -139,7 +82,7 @@ class ChatCompletions:
 
     def input_messages(self, kwargs: Mapping[str, Any]) -> tuple[list[Part], list[Message]]:
         """The chat messages (system messages stay in the list, as sent)."""
-        return [], [_chat_message(m) for m in sequence(kwargs.get("messages")) or ()]
+        return [], [chat_message(m) for m in sequence(kwargs.get("messages")) or ()]
 
     def tools(self, kwargs: Mapping[str, Any]) -> Sequence[Any] | None:
         """The `tools` offered to the model."""
@@ -151,7 +94,7 @@ class ChatCompletions:
         reasons: list[str] = []
         for choice in sequence(field(response, "choices")) or ():
             reason = as_str(field(choice, "finish_reason"))
-            msg = _chat_message(field(choice, "message") or {"role": "assistant"})
+            msg = chat_message(field(choice, "message") or {"role": "assistant"})
             if reason:
                 msg["finish_reason"] = reason
                 reasons.append(reason)
@@ -270,7 +213,7 @@ def _response_item(item: object) -> Message | None:
     kind = field(item, "type")
     role = field(item, "role")
     if role is not None and kind in (None, "message"):
-        return message(_ROLES.get(str(role), str(role)), _content_parts(field(item, "content")))
+        return message(ROLES.get(str(role), str(role)), content_parts(field(item, "content")))
     if kind in ("function_call", "custom_tool_call"):
         arguments = field(item, "arguments") if kind == "function_call" else field(item, "input")
         part = tool_call_part(field(item, "call_id"), field(item, "name"), arguments)
@@ -293,7 +236,7 @@ def _output_parts(output: object) -> tuple[list[Part], bool]:
     for item in sequence(output) or ():
         kind = str(field(item, "type") or "")
         if kind == "message":
-            parts.extend(_content_parts(field(item, "content")))
+            parts.extend(content_parts(field(item, "content")))
         elif kind in ("function_call", "custom_tool_call"):
             key = "arguments" if kind == "function_call" else "input"
             parts.append(
@@ -440,27 +383,3 @@ class ResponsesAccumulator:
             model=self.model,
             messages=[message("assistant", parts)] if parts else [],
         )
-
-
-def recorded_messages(direction: str, value: object) -> list[Message] | None:
-    """Chat messages in what a user passed to `record_input`/`record_output` on an LLM span.
-
-    Understood: a message dict (`{"role": ..., "content": ...}`, OpenAI chat shape, tool
-    calls included), a list of them, a dict with a `"messages"` list, and a plain string
-    (the user's prompt going in, the assistant's text coming out). Anything else: None.
-
-    Example:
-        >>> recorded_messages("input", [{"role": "user", "content": "hi"}])
-        [{'role': 'user', 'parts': [{'type': 'text', 'content': 'hi'}]}]
-    """
-    if isinstance(value, str):
-        role = "user" if direction == "input" else "assistant"
-        return [message(role, [text_part(value)])]
-    if isinstance(value, Mapping):
-        if "role" in value:
-            return [_chat_message(value)]
-        value = value.get("messages")
-    items = sequence(value)  # lists and tuples only
-    if not items or not all(isinstance(m, Mapping) and "role" in m for m in items):
-        return None
-    return [_chat_message(m) for m in items]

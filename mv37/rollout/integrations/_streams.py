@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import wrapt
 
-from mv37.rollout._diagnostics import internal_error
-from mv37.rollout._span import is_error
+from mv37.rollout.base._diagnostics import internal_error
+from mv37.rollout.facade._span import is_error
 
 if TYPE_CHECKING:
     from mv37.rollout.integrations._call import Accumulator, LLMCall

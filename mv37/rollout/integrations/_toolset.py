@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import wrapt
 
-from mv37.rollout._api import tool, trace
-from mv37.rollout._attributes import TRACE
-from mv37.rollout._context import current_trace
-from mv37.rollout._decorators import ScopeOptions, _Engine, wrap_with
+from mv37.rollout.facade._api import tool, trace
+from mv37.rollout.facade._context import current_trace
+from mv37.rollout.facade._decorators import ScopeOptions, _Engine, wrap_with
+from mv37.rollout.vocabulary._attributes import TRACE
 
 if TYPE_CHECKING:
-    from mv37.rollout._client import Rollout
+    from mv37.rollout.facade._client import RolloutCore
 
 C = TypeVar("C")
 _MARK = "_self_mv37_rollout_tool"  # wrapt keeps `_self_*` on the wrapper, not the function
@@ -60,7 +60,7 @@ def _unbound(fn: Any) -> tuple[Any, object | None]:
     return fn, None
 
 
-def _trace_on(client: Rollout, name: str, fn: Any) -> Any:
+def _trace_on(client: RolloutCore, name: str, fn: Any) -> Any:
     """`rollout.trace(name)(fn)`, recording into `client`."""
     return wrap_with(_Engine(ScopeOptions(TRACE, name=name), fn, client=client), fn)
 
@@ -72,7 +72,7 @@ def wrap_tool(
     record_input: bool = True,
     record_output: bool = True,
     implicit_trace: bool = False,
-    client: Rollout | None = None,
+    client: RolloutCore | None = None,
 ) -> Callable[..., Any]:
     """One tool callable, instrumented (already instrumented ones come back unchanged).
 
@@ -110,7 +110,7 @@ def wrap_tools(
     record_input: bool = True,
     record_output: bool = True,
     implicit_trace: bool = False,
-    client: Rollout | None = None,
+    client: RolloutCore | None = None,
 ) -> C:
     """Instrument a `{name: callable}` mapping or an iterable of callables.
 

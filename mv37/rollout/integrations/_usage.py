@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from mv37.rollout._types import UsageDict
-from mv37.rollout.integrations._fields import as_int, field
+from mv37.rollout.base._types import UsageDict
+from mv37.rollout.vocabulary._fields import as_int, field
 
 _USAGE_MARKERS: Final = ("prompt_tokens", "completion_tokens", "input_tokens", "output_tokens")
 ANTHROPIC_USAGE_FIELDS: Final = (

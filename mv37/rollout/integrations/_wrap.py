@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeVar
 
 import wrapt
 
-from mv37.rollout._diagnostics import internal_error
+from mv37.rollout.base._diagnostics import internal_error
 from mv37.rollout.integrations._call import (
     AZURE_OPENAI,
     Adapter,
@@ -28,10 +28,10 @@ from mv37.rollout.integrations._call import (
     method_wrapper,
 )
 from mv37.rollout.integrations._errors import MissingExtraError, UnsupportedIntegrationError
-from mv37.rollout.integrations._fields import attributes_option
+from mv37.rollout.vocabulary._fields import attributes_option
 
 if TYPE_CHECKING:
-    from mv37.rollout._client import Rollout
+    from mv37.rollout.facade._client import RolloutCore
 
 T = TypeVar("T")
 WrapperFn = Callable[[Binding, Adapter], Callable[..., Any]]
@@ -120,7 +120,7 @@ def wrap(
     obj: T,
     *,
     provider: str | None = None,
-    client: Rollout | None = None,
+    client: RolloutCore | None = None,
     **options: Any,
 ) -> T:
     """Instrument one provider client object; every call becomes an `llm` span.

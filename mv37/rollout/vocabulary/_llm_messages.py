@@ -11,8 +11,10 @@ Agents bridge write their own, more exact messages first; those are left alone.
 from __future__ import annotations
 
 from mv37.rollout import semconv as sc
-from mv37.rollout._attributes import Attributes
-from mv37.rollout._diagnostics import internal_error
+from mv37.rollout.base._diagnostics import internal_error
+from mv37.rollout.vocabulary._attributes import Attributes
+from mv37.rollout.vocabulary._chat import recorded_messages
+from mv37.rollout.vocabulary._messages import attribute_room, input_attributes, output_attributes
 
 _KEYS = {"input": sc.GEN_AI_INPUT_MESSAGES, "output": sc.GEN_AI_OUTPUT_MESSAGES}
 
@@ -31,14 +33,6 @@ def message_attributes(otel_span: object, direction: str, value: object, limit: 
         present = getattr(otel_span, "attributes", None)
         if present and _KEYS[direction] in present:
             return {}
-        # Deferred: the integrations package imports the span facades.
-        from mv37.rollout.integrations._messages import (
-            attribute_room,
-            input_attributes,
-            output_attributes,
-        )
-        from mv37.rollout.integrations._openai import recorded_messages
-
         messages = recorded_messages(direction, value)
         if not messages:
             return {}

@@ -27,17 +27,17 @@ from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import Tracer
 
 from mv37.rollout import semconv as sc
-from mv37.rollout._config import RolloutConfig
-from mv37.rollout._console import ConsoleTreeProcessor
-from mv37.rollout._context import trace_in
-from mv37.rollout._destination import Destination, build_otlp_exporter
-from mv37.rollout._diagnostics import debug_once, internal_error, logger
-from mv37.rollout._export import BatchExporter, ExportLog, SyncExporter
-from mv37.rollout._ids import RolloutIdGenerator
-from mv37.rollout._privacy import PrivacyStage
-from mv37.rollout._scrub import redactor_for
-from mv37.rollout._stats import Counters
-from mv37.rollout._version import __version__
+from mv37.rollout.base._config import RolloutConfig
+from mv37.rollout.base._diagnostics import debug_once, internal_error, logger
+from mv37.rollout.base._version import __version__
+from mv37.rollout.pipeline._console import ConsoleTreeProcessor
+from mv37.rollout.pipeline._destination import Destination, build_otlp_exporter
+from mv37.rollout.pipeline._export import BatchExporter, ExportLog, SyncExporter
+from mv37.rollout.pipeline._privacy import PrivacyStage
+from mv37.rollout.pipeline._scrub import redactor_for
+from mv37.rollout.pipeline._stats import Counters
+from mv37.rollout.vocabulary._ids import RolloutIdGenerator
+from mv37.rollout.vocabulary._keys import trace_in
 
 SCOPE = "mv37.rollout"
 

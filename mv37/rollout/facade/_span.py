@@ -18,9 +18,11 @@ from opentelemetry import context as otel_context
 from opentelemetry.trace import Span as OTelSpan
 from opentelemetry.trace import Status, StatusCode
 
-from mv37.rollout import _events
 from mv37.rollout import semconv as sc
-from mv37.rollout._attributes import (
+from mv37.rollout.base._diagnostics import internal_error
+from mv37.rollout.facade._context import context_with
+from mv37.rollout.vocabulary import _events
+from mv37.rollout.vocabulary._attributes import (
     LLM,
     capture_allowed,
     clean_usage,
@@ -28,15 +30,13 @@ from mv37.rollout._attributes import (
     payload_attributes,
     usage_attributes,
 )
-from mv37.rollout._context import context_with
-from mv37.rollout._diagnostics import internal_error
-from mv37.rollout._fastattrs import set_clean_attributes
-from mv37.rollout._llm_messages import message_attributes
-from mv37.rollout._payload import cap_text
+from mv37.rollout.vocabulary._fastattrs import set_clean_attributes
+from mv37.rollout.vocabulary._llm_messages import message_attributes
+from mv37.rollout.vocabulary._payload import cap_text
 
 if TYPE_CHECKING:
-    from mv37.rollout._client import Rollout
-    from mv37.rollout._trace import Trace
+    from mv37.rollout.facade._client import RolloutCore
+    from mv37.rollout.facade._trace import Trace
 
 
 def is_error(exc: BaseException | None) -> bool:
@@ -65,7 +65,7 @@ class _Scope:
 
     __slots__ = ("_client", "_end_status", "_ended", "_otel", "_recording", "_span_type", "_token")
 
-    def __init__(self, otel_span: OTelSpan, client: Rollout, span_type: str) -> None:
+    def __init__(self, otel_span: OTelSpan, client: RolloutCore, span_type: str) -> None:
         self._otel = otel_span
         self._client = client
         self._span_type = span_type
@@ -80,7 +80,7 @@ class _Scope:
         return self._otel
 
     @property
-    def client(self) -> Rollout:
+    def client(self) -> RolloutCore:
         """The Rollout client this scope records into."""
         return self._client
 
@@ -233,7 +233,9 @@ class Span(_Scope):
 
     __slots__ = ("_stream", "_trace", "_usage")
 
-    def __init__(self, otel_span: OTelSpan, client: Rollout, span_type: str, trace: Trace) -> None:
+    def __init__(
+        self, otel_span: OTelSpan, client: RolloutCore, span_type: str, trace: Trace
+    ) -> None:
         super().__init__(otel_span, client, span_type)
         self._trace = trace
         self._usage: dict[str, int | float] | None = None

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
-from mv37.rollout._diagnostics import debug_once
+from mv37.rollout.base._diagnostics import debug_once
+from mv37.rollout.base._integration_names import validate
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import SpanProcessor
@@ -196,8 +197,6 @@ def _coerce(name: str, raw: object, source: str) -> object:
     if name in ("span_processors", "span_exporters"):
         return tuple(raw) if isinstance(raw, Iterable) else (raw,)
     if name == "auto_instrument":
-        from mv37.rollout.integrations._auto import validate
-
         try:
             return validate(_parse_names(raw, source))
         except ValueError as exc:

@@ -33,10 +33,10 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace import Span as SDKSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from mv37.rollout._diagnostics import debug_once, internal_error, logger
-from mv37.rollout._privacy import PrivacyStage
-from mv37.rollout._stats import Counters
-from mv37.rollout._suppress import suppressed
+from mv37.rollout.base._diagnostics import debug_once, internal_error, logger
+from mv37.rollout.pipeline._privacy import PrivacyStage
+from mv37.rollout.pipeline._stats import Counters
+from mv37.rollout.pipeline._suppress import suppressed
 
 _SPAN_OVERHEAD = 160
 """Bytes an encoded span costs beyond its strings: ids, times, kind, status, framing."""

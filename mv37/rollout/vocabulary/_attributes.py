@@ -14,11 +14,11 @@ from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
 
 from mv37.rollout import semconv as sc
-from mv37.rollout._diagnostics import internal_error
-from mv37.rollout._payload import attribute_value, serialize, to_json_text
+from mv37.rollout.base._diagnostics import internal_error
+from mv37.rollout.vocabulary._payload import attribute_value, serialize, to_json_text
 
 if TYPE_CHECKING:
-    from mv37.rollout._config import RolloutConfig
+    from mv37.rollout.base._config import RolloutConfig
 
 Attributes = dict[str, AttributeValue]
 

@@ -18,7 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from mv37.rollout._diagnostics import debug_once, internal_error_counts
+from mv37.rollout.base._diagnostics import debug_once, internal_error_counts
 
 DROP_REASONS = ("queue_full", "oversize", "sampled_out", "scrubbed", "shutdown")
 """Why spans are dropped: the export queue was full; the span alone was bigger than

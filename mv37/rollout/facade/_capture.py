@@ -33,15 +33,15 @@ from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry.trace import Span as OTelSpan
 
-from mv37.rollout import _events
 from mv37.rollout import semconv as sc
-from mv37.rollout._attributes import Attributes, user_attributes
-from mv37.rollout._diagnostics import internal_error, log_once
-from mv37.rollout._feedback import start_carrier
-from mv37.rollout._payload import cap_text, serialize
+from mv37.rollout.base._diagnostics import internal_error, log_once
+from mv37.rollout.facade._feedback import start_carrier
+from mv37.rollout.vocabulary import _events
+from mv37.rollout.vocabulary._attributes import Attributes, user_attributes
+from mv37.rollout.vocabulary._payload import cap_text, serialize
 
 if TYPE_CHECKING:
-    from mv37.rollout._client import Rollout
+    from mv37.rollout.facade._client import RolloutCore
 
 EVENT_TYPES: Final = frozenset(
     {
@@ -120,7 +120,7 @@ def _record(
 
 
 def capture_event(
-    client: Rollout,
+    client: RolloutCore,
     event_type: str,
     *,
     trace_id: str | int | None = None,

@@ -13,7 +13,7 @@ Ours first, then the standard OpenTelemetry variables (used when ours are unset)
 - compression: `OTEL_EXPORTER_OTLP(_TRACES)_COMPRESSION`, default gzip.
 
 Example:
-    >>> from mv37.rollout._config import resolve_config
+    >>> from mv37.rollout.base._config import resolve_config
     >>> resolve_destination(resolve_config(base_url="http://localhost:4318"), {}).endpoint
     'http://localhost:4318/v1/traces'
 """
@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from mv37.rollout._config import RolloutConfig, check_url
-from mv37.rollout._diagnostics import debug_once
+from mv37.rollout.base._config import RolloutConfig, check_url
+from mv37.rollout.base._diagnostics import debug_once
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter

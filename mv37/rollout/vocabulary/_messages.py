@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from mv37.rollout import semconv as sc
-from mv37.rollout._attributes import Attributes
-from mv37.rollout._payload import cap_text, serialize, to_json_text
-from mv37.rollout.integrations._fields import plain
+from mv37.rollout.vocabulary._attributes import Attributes
+from mv37.rollout.vocabulary._fields import plain
+from mv37.rollout.vocabulary._payload import cap_text, serialize, to_json_text
 
 Part = dict[str, Any]
 Message = dict[str, Any]

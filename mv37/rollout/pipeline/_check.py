@@ -20,12 +20,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Status, StatusCode
 
-from mv37.rollout._attributes import TRACE, type_attributes
-from mv37.rollout._destination import Destination, build_otlp_exporter
-from mv37.rollout._suppress import suppressed
+from mv37.rollout.pipeline._destination import Destination, build_otlp_exporter
+from mv37.rollout.pipeline._suppress import suppressed
+from mv37.rollout.vocabulary._attributes import TRACE, type_attributes
 
 if TYPE_CHECKING:
-    from mv37.rollout._config import RolloutConfig
+    from mv37.rollout.base._config import RolloutConfig
 
 _PREFIX = "mv37.rollout check:"
 _EXPORTER_LOGGERS = (
@@ -72,8 +72,8 @@ class _ThisThreadOnly(logging.Filter):
 
 
 def _diagnostic_spans(config: RolloutConfig) -> tuple[list[ReadableSpan], str]:
-    from mv37.rollout._pipeline import SCOPE, _resource
-    from mv37.rollout._version import __version__
+    from mv37.rollout.base._version import __version__
+    from mv37.rollout.pipeline._pipeline import SCOPE, _resource
 
     memory = InMemorySpanExporter()
     provider = TracerProvider(resource=_resource(config), shutdown_on_exit=False)

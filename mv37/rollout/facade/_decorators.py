@@ -18,8 +18,13 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 
-from mv37.rollout import _global
-from mv37.rollout._attributes import (
+from mv37.rollout.base._diagnostics import debug_once, internal_error
+from mv37.rollout.facade import _current
+from mv37.rollout.facade._client import RolloutCore
+from mv37.rollout.facade._context import NOOP_SCOPES, NoopScopes, context_with, current_trace
+from mv37.rollout.facade._span import Span, ToolCall, _Scope
+from mv37.rollout.facade._trace import Trace
+from mv37.rollout.vocabulary._attributes import (
     AGENT,
     TOOL,
     TRACE_TYPES,
@@ -31,17 +36,12 @@ from mv37.rollout._attributes import (
     type_attributes,
     user_attributes,
 )
-from mv37.rollout._client import Rollout
-from mv37.rollout._context import NOOP_SCOPES, NoopScopes, context_with, current_trace
-from mv37.rollout._diagnostics import debug_once, internal_error
-from mv37.rollout._span import Span, ToolCall, _Scope
-from mv37.rollout._trace import Trace
 
 _MAX_YIELDED_KEPT = 100
 
 
-def _client() -> Rollout:
-    return _global._client or _global.get_client()
+def _client() -> RolloutCore:
+    return _current.client or _current.get_client()
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ class _Engine:
         options: ScopeOptions,
         fn: Callable[..., Any] | None,
         *,
-        client: Rollout | None = None,
+        client: RolloutCore | None = None,
     ) -> None:
         """Decide everything about `fn`'s calls; record into `client` (else the global)."""
         # staticmethod/classmethod objects and bound methods (`tool()(obj.method)`): the

@@ -19,9 +19,9 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from mv37.rollout import semconv as sc
-from mv37.rollout._client import Rollout
 from mv37.rollout._global import init, reset
-from mv37.rollout._receiver import OTLPReceiver, ReceivedRequest, ReceivedSpan
+from mv37.rollout._rollout import Rollout
+from mv37.rollout.testing._receiver import OTLPReceiver, ReceivedRequest, ReceivedSpan
 
 __all__ = [
     "CapturedSpans",

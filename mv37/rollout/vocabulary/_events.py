@@ -13,8 +13,8 @@ from typing import Any
 from opentelemetry.trace import Span as OTelSpan
 
 from mv37.rollout import semconv as sc
-from mv37.rollout._attributes import Attributes, user_attributes
-from mv37.rollout._payload import attribute_value, serialize, to_json_text
+from mv37.rollout.vocabulary._attributes import Attributes, user_attributes
+from mv37.rollout.vocabulary._payload import attribute_value, serialize, to_json_text
 
 
 def _scalar_or_json(value: object, limit: int) -> str | bool | int | float:

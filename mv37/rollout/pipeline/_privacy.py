@@ -22,10 +22,10 @@ from typing import Any
 from opentelemetry.sdk.trace import Event, ReadableSpan
 
 from mv37.rollout import semconv as sc
-from mv37.rollout._diagnostics import internal_error, logger
-from mv37.rollout._payload import attribute_value
-from mv37.rollout._scrub import Redactor
-from mv37.rollout._stats import Counters
+from mv37.rollout.base._diagnostics import internal_error, logger
+from mv37.rollout.pipeline._scrub import Redactor
+from mv37.rollout.pipeline._stats import Counters
+from mv37.rollout.vocabulary._payload import attribute_value
 
 EventDict = dict[str, Any]
 Callback = Callable[[EventDict], Any]

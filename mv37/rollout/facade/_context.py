@@ -18,14 +18,14 @@ from opentelemetry.context import Context
 from opentelemetry.trace import INVALID_SPAN, set_span_in_context
 from opentelemetry.trace import Span as OTelSpan
 
+from mv37.rollout.vocabulary._keys import SPAN_KEY, TRACE_KEY
+
 if TYPE_CHECKING:
-    from mv37.rollout._span import Span
-    from mv37.rollout._trace import Trace
+    from mv37.rollout.facade._span import Span
+    from mv37.rollout.facade._trace import Trace
 
 _OTEL_SPAN_KEY = next(iter(set_span_in_context(INVALID_SPAN, Context())))
 """The key OTel's `set_span_in_context` stores the current span under."""
-TRACE_KEY = otel_context.create_key("mv37-rollout-trace")
-SPAN_KEY = otel_context.create_key("mv37-rollout-span")
 
 P = ParamSpec("P")
 R = TypeVar("R")

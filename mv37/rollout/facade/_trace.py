@@ -12,9 +12,12 @@ from opentelemetry.context import Context
 from opentelemetry.trace import INVALID_SPAN, NonRecordingSpan, set_span_in_context
 from opentelemetry.trace import Span as OTelSpan
 
-from mv37.rollout import _events
 from mv37.rollout import semconv as sc
-from mv37.rollout._attributes import (
+from mv37.rollout.base._diagnostics import internal_error
+from mv37.rollout.facade._feedback import send_identity, send_outcome
+from mv37.rollout.facade._span import Span, ToolCall, _Scope
+from mv37.rollout.vocabulary import _events
+from mv37.rollout.vocabulary._attributes import (
     LLM,
     SUMMED_USAGE_FIELDS,
     TOOL,
@@ -28,15 +31,12 @@ from mv37.rollout._attributes import (
     usage_attributes,
     user_attributes,
 )
-from mv37.rollout._context import TRACE_KEY
-from mv37.rollout._diagnostics import internal_error
-from mv37.rollout._fastattrs import set_clean_attributes
-from mv37.rollout._feedback import send_identity, send_outcome
-from mv37.rollout._ids import force_span_id, parse_span_id, reset_forced_span_id
-from mv37.rollout._span import Span, ToolCall, _Scope
+from mv37.rollout.vocabulary._fastattrs import set_clean_attributes
+from mv37.rollout.vocabulary._ids import force_span_id, parse_span_id, reset_forced_span_id
+from mv37.rollout.vocabulary._keys import TRACE_KEY
 
 if TYPE_CHECKING:
-    from mv37.rollout._client import Rollout
+    from mv37.rollout.facade._client import RolloutCore
 
 S = TypeVar("S", bound=Span)
 
@@ -69,7 +69,7 @@ class Trace(_Scope):
     def __init__(
         self,
         otel_span: OTelSpan,
-        client: Rollout,
+        client: RolloutCore,
         span_type: str,
         name: str,
         *,

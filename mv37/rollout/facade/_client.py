@@ -1,4 +1,8 @@
-"""`Rollout`: the client. Holds the configuration and the pipeline; starts traces."""
+"""`RolloutCore`: the client's core. Holds the configuration and the pipeline; starts traces.
+
+The public `Rollout` (surface layer, `mv37/rollout/_rollout.py`) adds the methods that
+reach the integrations (`wrap`, `wrap_tools`, the Agents bridge, `auto_instrument`).
+"""
 
 from __future__ import annotations
 
@@ -24,7 +28,19 @@ from opentelemetry.trace import (
 )
 
 from mv37.rollout import semconv as sc
-from mv37.rollout._attributes import (
+from mv37.rollout.base._config import RolloutConfig, resolve_config
+from mv37.rollout.base._diagnostics import debug_once, internal_error
+from mv37.rollout.facade._capture import capture_event
+from mv37.rollout.facade._context import NoopScopes, current_trace, trace_in
+from mv37.rollout.facade._feedback import send_identity, send_outcome
+from mv37.rollout.facade._span import Span, ToolCall
+from mv37.rollout.facade._trace import Trace
+from mv37.rollout.facade._user import UserContext, UserFields, current_user
+from mv37.rollout.pipeline._check import CheckResult, check_destination
+from mv37.rollout.pipeline._destination import Destination, resolve_destination
+from mv37.rollout.pipeline._pipeline import Pipeline
+from mv37.rollout.pipeline._stats import Counters, RolloutStats
+from mv37.rollout.vocabulary._attributes import (
     AGENT,
     Attributes,
     context_attributes,
@@ -33,35 +49,24 @@ from mv37.rollout._attributes import (
     type_attributes,
     user_attributes,
 )
-from mv37.rollout._capture import capture_event
-from mv37.rollout._check import CheckResult, check_destination
-from mv37.rollout._config import RolloutConfig, resolve_config
-from mv37.rollout._context import NoopScopes, current_trace, trace_in
-from mv37.rollout._destination import Destination, resolve_destination
-from mv37.rollout._diagnostics import debug_once, internal_error
-from mv37.rollout._fastattrs import set_clean_attributes
-from mv37.rollout._feedback import send_identity, send_outcome
-from mv37.rollout._ids import (
+from mv37.rollout.vocabulary._fastattrs import set_clean_attributes
+from mv37.rollout.vocabulary._ids import (
     RolloutIdGenerator,
     force_trace_id,
     parse_trace_id,
     reset_forced_trace_id,
 )
-from mv37.rollout._pipeline import Pipeline
-from mv37.rollout._span import Span, ToolCall
-from mv37.rollout._stats import Counters, RolloutStats
-from mv37.rollout._trace import Trace
-from mv37.rollout._user import UserContext, UserFields, current_user
 
 T = TypeVar("T")
+C = TypeVar("C", bound="RolloutCore")
 S = TypeVar("S", bound=Span)
 
 _CONTEXT_FIELDS = ("user_id", "session_id", "conversation_id", "account_id")
 _MAX_EXTERNAL_IDS = 10_000
 
 
-class Rollout:
-    """The Rollout client: configuration, the OTel pipeline, and trace factories.
+class RolloutCore:
+    """The Rollout client's core: configuration, the OTel pipeline, and trace factories.
 
     Arguments and their `ROLLOUT_*` environment variables are listed in `RolloutConfig`;
     an argument beats the variable, which beats the default.
@@ -76,13 +81,9 @@ class Rollout:
         self.config: RolloutConfig = resolve_config(**config)
         self.destination: Destination | None = resolve_destination(self.config)
         self._setup(passive=False)
-        if self.config.auto_instrument and not self.config.disabled:
-            from mv37.rollout.integrations._auto import enable
-
-            enable(self.config.auto_instrument, self)
 
     @classmethod
-    def _passive(cls, config: RolloutConfig) -> Rollout:
+    def passive(cls: type[C], config: RolloutConfig) -> C:
         """A client for use before `init()`: follows the global provider, adds nothing."""
         client = cls.__new__(cls)
         client.config = config
@@ -596,49 +597,6 @@ class Rollout:
             **fields,
         )
 
-    # -- integrations ---------------------------------------------------------------------
-
-    def wrap(self, obj: T, *, provider: str | None = None, **options: Any) -> T:
-        """Instrument one OpenAI/Anthropic client object with this client (see `rollout.wrap`).
-
-        Example:
-            >>> openai_client = client.wrap(OpenAI())  # doctest: +SKIP
-        """
-        from mv37.rollout.integrations import wrap
-
-        return wrap(obj, provider=provider, client=self, **options)
-
-    def wrap_tools(
-        self,
-        tools: T,
-        *,
-        record_input: bool = True,
-        record_output: bool = True,
-        implicit_trace: bool = False,
-    ) -> T:
-        """Instrument a mapping or iterable of tool callables (see `rollout.wrap_tools`)."""
-        from mv37.rollout.integrations._toolset import wrap_tools
-
-        return wrap_tools(
-            tools,
-            record_input=record_input,
-            record_output=record_output,
-            implicit_trace=implicit_trace,
-            client=self,
-        )
-
-    def instrument_openai_agents(self, *, replace: bool = False, **options: Any) -> Any:
-        """Send the OpenAI Agents SDK's traces to this client (see the module function)."""
-        from mv37.rollout.integrations._agents_bridge import instrument_openai_agents
-
-        return instrument_openai_agents(replace=replace, client=self, **options)
-
-    def openai_agents_processor(self, **options: Any) -> Any:
-        """An OpenAI Agents SDK tracing processor recording into this client."""
-        from mv37.rollout.integrations._agents_bridge import openai_agents_processor
-
-        return openai_agents_processor(client=self, **options)
-
     # -- delivery -----------------------------------------------------------------------
 
     def _kick_flush(self) -> None:
@@ -709,14 +667,14 @@ class Rollout:
         return None if self._pipeline is None else self._pipeline.owned_provider
 
 
-def null_trace(client: Rollout) -> Trace:
+def null_trace(client: RolloutCore) -> Trace:
     """A non-recording trace whose methods are no-ops (no active trace, disabled)."""
     return Trace(
         INVALID_SPAN, client, "trace", "", external_trace_id=None, context_attrs={}, parent=None
     )
 
 
-def null_span(client: Rollout, span_type: str, cls: type[S]) -> S:
+def null_span(client: RolloutCore, span_type: str, cls: type[S]) -> S:
     """A non-recording `cls` span of `span_type` in a `null_trace` (no active trace)."""
     trace = null_trace(client)
     return cls(trace.otel_span, client, span_type, trace)

@@ -25,19 +25,19 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
-from mv37.rollout import _events
 from mv37.rollout import semconv as sc
-from mv37.rollout._attributes import Attributes
-from mv37.rollout._ids import RolloutIdGenerator, force_trace_id, reset_forced_trace_id
+from mv37.rollout.vocabulary import _events
+from mv37.rollout.vocabulary._attributes import Attributes
+from mv37.rollout.vocabulary._ids import RolloutIdGenerator, force_trace_id, reset_forced_trace_id
 
 if TYPE_CHECKING:
-    from mv37.rollout._client import Rollout
+    from mv37.rollout.facade._client import RolloutCore
 
 _ANNOTATOR = {"feedback": "HUMAN", "signal": "CODE"}
 _ANNOTATION = sc.TRACE_ANNOTATIONS + ".0.annotation."
 
 
-def _sampled(client: Rollout, trace_id: int) -> bool:
+def _sampled(client: RolloutCore, trace_id: int) -> bool:
     """The ratio sampler's decision for `trace_id` (what the trace itself got)."""
     bound = TraceIdRatioBased.get_bound_for_rate(client.config.sample_rate)
     return (trace_id & TraceIdRatioBased.TRACE_ID_LIMIT) < bound
@@ -60,7 +60,7 @@ def annotation_attributes(kind: str, name: str, value: object) -> Attributes:
 
 
 def start_carrier(
-    client: Rollout, kind: str, name: str, trace_id: int, extra: Attributes
+    client: RolloutCore, kind: str, name: str, trace_id: int, extra: Attributes
 ) -> otel_trace.Span:
     """Start (not end) a carrier span for `kind` in the trace `trace_id`."""
     root = client.root_span_id(trace_id)
@@ -97,7 +97,7 @@ def start_carrier(
 
 
 def send_outcome(
-    client: Rollout,
+    client: RolloutCore,
     kind: str,
     name: str,
     value: object,
@@ -118,7 +118,7 @@ def send_outcome(
 
 
 def send_identity(
-    client: Rollout,
+    client: RolloutCore,
     trace_id: int,
     user_id: str | None,
     *,

@@ -1,0 +1,1 @@
+"""Base layer: configuration, diagnostics and shared types. Imports nothing of ours."""
