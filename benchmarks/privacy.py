@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 import mv37.rollout as rollout
-from mv37.rollout._payload import to_json_text
+from mv37.rollout.vocabulary._payload import to_json_text
 
 REPEATS = 7
 CALLS = 2000

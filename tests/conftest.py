@@ -9,7 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from mv37.rollout import _diagnostics, _global, semconv
+from mv37.rollout import _global, semconv
+from mv37.rollout.base import _diagnostics
 from mv37.rollout.testing import (
     CapturedSpans,
     OTLPReceiver,

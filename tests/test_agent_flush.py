@@ -26,8 +26,8 @@ from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach,
 
 import mv37.rollout as rollout
 from mv37.rollout import Rollout, resolve_config
-from mv37.rollout._config import SERVERLESS_VARIABLES
-from mv37.rollout._pipeline import Pipeline
+from mv37.rollout.base._config import SERVERLESS_VARIABLES
+from mv37.rollout.pipeline._pipeline import Pipeline
 from mv37.rollout.testing import OTLPReceiver, ReceivedSpan
 
 SLACK = 3.0

@@ -37,8 +37,8 @@ from openai import AsyncOpenAI  # noqa: E402
 from opentelemetry import trace as otel_trace  # noqa: E402
 
 import mv37.rollout as rollout  # noqa: E402
-from mv37.rollout import _diagnostics  # noqa: E402
 from mv37.rollout import semconv as sc  # noqa: E402
+from mv37.rollout.base import _diagnostics  # noqa: E402
 from mv37.rollout.integrations import _agents_bridge as bridge  # noqa: E402
 from mv37.rollout.integrations._errors import MissingExtraError  # noqa: E402
 from mv37.rollout.testing import CapturedSpans, capture_spans  # noqa: E402

@@ -1,4 +1,4 @@
-"""Tests of the console tree printer (mv37.rollout._console)."""
+"""Tests of the console tree printer (mv37.rollout.pipeline._console)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Tracer
 
-from mv37.rollout._console import ConsoleTreeProcessor, format_duration, format_tree
+from mv37.rollout.pipeline._console import ConsoleTreeProcessor, format_duration, format_tree
 from mv37.rollout.semconv import (
     EVENT_ROLLOUT_FEEDBACK,
     EVENT_ROLLOUT_MESSAGE,

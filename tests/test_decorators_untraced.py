@@ -13,7 +13,7 @@ from opentelemetry import trace as otel_trace
 from opentelemetry.sdk.trace import TracerProvider
 
 import mv37.rollout as rollout
-from mv37.rollout import _global
+from mv37.rollout.facade import _current
 from mv37.rollout.testing import CapturedSpans, capture_spans
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ async def test_child_decorators_without_trace_run_untraced(
 @pytest.mark.parametrize("kind", KINDS)
 async def test_before_init_decorators_run_the_function(kind: str, shape: str) -> None:
     """Before init() (no client, no global provider) every decorator returns the value, no raise."""
-    assert _global._client is None
+    assert _current.client is None
     marker = object()
     built = build(shape, deco_for(kind), lambda city, n, rest: marker)
 
@@ -84,7 +84,7 @@ async def test_before_init_decorators_run_the_function(kind: str, shape: str) ->
             assert result[1] is marker
         else:
             assert result is marker
-    assert _global._client is None
+    assert _current.client is None
     assert not isinstance(otel_trace.get_tracer_provider(), TracerProvider)
 
 

@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import mv37.rollout as rollout
 from mv37.rollout import resolve_config
 from mv37.rollout import semconv as sc
-from mv37.rollout._destination import resolve_destination
+from mv37.rollout.pipeline._destination import resolve_destination
 from mv37.rollout.testing import OTLPReceiver, ReceivedSpan
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, TypeVar
 import pytest
 
 import mv37.rollout as rollout
-from mv37.rollout._export import BatchExporter
+from mv37.rollout.pipeline._export import BatchExporter
 from mv37.rollout.testing import OTLPReceiver
 
 if TYPE_CHECKING:

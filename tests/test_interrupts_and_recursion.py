@@ -20,8 +20,8 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import mv37.rollout as rollout
-from mv37.rollout import _diagnostics
 from mv37.rollout import semconv as sc
+from mv37.rollout.base import _diagnostics
 from mv37.rollout.testing import CapturedSpans
 
 MODES = ["sync", "async"]

@@ -1,4 +1,4 @@
-"""Tests for mv37.rollout._payload: turning any value into span-attribute text."""
+"""Tests for mv37.rollout.vocabulary._payload: turning any value into span-attribute text."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mv37.rollout._payload import (
+from mv37.rollout.vocabulary._payload import (
     CYCLE_MARKER,
     DEPTH_MARKER,
     MAX_DEPTH,

@@ -20,8 +20,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import mv37.rollout as rollout
 from mv37.rollout import semconv as sc
-from mv37.rollout._privacy import reset_callback_warnings
-from mv37.rollout._scrub import REDACTED, Redactor
+from mv37.rollout.pipeline._privacy import reset_callback_warnings
+from mv37.rollout.pipeline._scrub import REDACTED, Redactor
 from mv37.rollout.testing import OTLPReceiver, capture_spans
 
 SECRETS = {

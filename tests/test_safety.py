@@ -14,9 +14,10 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace import Span as SDKSpan
 
 import mv37.rollout as rollout
-from mv37.rollout import _attributes, _diagnostics
 from mv37.rollout import semconv as sc
+from mv37.rollout.base import _diagnostics
 from mv37.rollout.testing import CapturedSpans, capture_spans
+from mv37.rollout.vocabulary import _attributes
 
 payloads = st.recursive(
     st.none()

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mv37.rollout._scrub import (
+from mv37.rollout.pipeline._scrub import (
     _CLEAN_CACHE_CHARS,
     _CREDENTIALS,
     _KEY_TRIGGERS,

@@ -22,9 +22,9 @@ from openai.types.chat import ChatCompletion
 
 import mv37.rollout as rollout
 from mv37.rollout import semconv as sc
-from mv37.rollout.integrations import _messages as messages_module
 from mv37.rollout.integrations import wrap
 from mv37.rollout.testing import CapturedSpans
+from mv37.rollout.vocabulary import _messages as messages_module
 
 if TYPE_CHECKING:
     from tests import fake_providers as fp

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 import openai
 
 import mv37.rollout as rollout
-from mv37.rollout import _diagnostics
 from mv37.rollout import semconv as sc
+from mv37.rollout.base import _diagnostics
 from mv37.rollout.integrations import MissingExtraError, UnsupportedIntegrationError, wrap
 from mv37.rollout.integrations._openai import ChatCompletions
 from mv37.rollout.testing import CapturedSpans, capture_spans
