@@ -17,27 +17,9 @@ from mv37.rollout import semconv as sc
 from mv37.rollout.testing import CapturedSpans
 
 if TYPE_CHECKING:
-    from tests.decorator_matrix import (
-        ALL_SHAPES,
-        ASYNC_SHAPES,
-        KINDS,
-        Body,
-        Boom,
-        build,
-        deco_for,
-        invoke,
-    )
+    from tests import decorator_matrix as matrix
 else:
-    from decorator_matrix import (
-        ALL_SHAPES,
-        ASYNC_SHAPES,
-        KINDS,
-        Body,
-        Boom,
-        build,
-        deco_for,
-        invoke,
-    )
+    import decorator_matrix as matrix
 
 
 def assert_interrupted(span: dict[str, Any], error_type: str) -> None:
@@ -57,24 +39,24 @@ class Halt(BaseException):
 # == errors =================================================================================
 
 
-def _explode(err: BaseException) -> Body:
+def _explode(err: BaseException) -> matrix.Body:
     def explode(city: str, n: int, rest: tuple[Any, ...]) -> Any:
         raise err
 
     return explode
 
 
-@pytest.mark.parametrize("shape", ALL_SHAPES)
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("shape", matrix.ALL_SHAPES)
+@pytest.mark.parametrize("kind", matrix.KINDS)
 async def test_error_is_recorded_and_reraised_unchanged(
     captured: CapturedSpans, kind: str, shape: str
 ) -> None:
     """The user's exception propagates as the same object with its frames; the span is ERROR."""
-    err = Boom("kaboom")
-    built = build(shape, deco_for(kind), _explode(err))
+    err = matrix.Boom("kaboom")
+    built = matrix.build(shape, matrix.deco_for(kind), _explode(err))
 
-    with pytest.raises(Boom) as info:
-        await invoke(kind, built, "Paris")
+    with pytest.raises(matrix.Boom) as info:
+        await matrix.invoke(kind, built, "Paris")
 
     assert info.value is err
     frames = [frame.name for frame in traceback.extract_tb(info.value.__traceback__)]
@@ -96,16 +78,16 @@ async def test_error_is_recorded_and_reraised_unchanged(
         assert attrs[sc.ROLLOUT_TOOL_STATUS] == "error"
 
 
-@pytest.mark.parametrize("shape", ALL_SHAPES)
+@pytest.mark.parametrize("shape", matrix.ALL_SHAPES)
 async def test_successful_tool_status_is_ok(captured: CapturedSpans, shape: str) -> None:
     """A tool call that returns normally has rollout.tool.status ok."""
-    built = build(shape, rollout.tool())
-    await invoke("tool", built, "Paris")
+    built = matrix.build(shape, rollout.tool())
+    await matrix.invoke("tool", built, "Paris")
     assert captured.by_name("work")["attributes"][sc.ROLLOUT_TOOL_STATUS] == "ok"
 
 
-@pytest.mark.parametrize("shape", ALL_SHAPES)
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("shape", matrix.ALL_SHAPES)
+@pytest.mark.parametrize("kind", matrix.KINDS)
 async def test_base_exception_propagates_without_marking_error(
     captured: CapturedSpans, kind: str, shape: str
 ) -> None:
@@ -115,10 +97,10 @@ async def test_base_exception_propagates_without_marking_error(
     `exception` event say what ended it.
     """
     err = Halt("stop")
-    built = build(shape, deco_for(kind), _explode(err))
+    built = matrix.build(shape, matrix.deco_for(kind), _explode(err))
 
     with pytest.raises(Halt) as info:
-        await invoke(kind, built, "Paris")
+        await matrix.invoke(kind, built, "Paris")
 
     assert info.value is err
     span = captured.by_name("work")
@@ -128,8 +110,8 @@ async def test_base_exception_propagates_without_marking_error(
 
 
 @pytest.mark.parametrize("how", ["task.cancel", "raise"])
-@pytest.mark.parametrize("shape", ASYNC_SHAPES)
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("shape", matrix.ASYNC_SHAPES)
+@pytest.mark.parametrize("kind", matrix.KINDS)
 async def test_cancellation_propagates_without_marking_error(
     captured: CapturedSpans, kind: str, shape: str, how: str
 ) -> None:
@@ -144,8 +126,8 @@ async def test_cancellation_propagates_without_marking_error(
         await asyncio.sleep(10)
         return None
 
-    built = build(shape, deco_for(kind), body)
-    task = asyncio.create_task(invoke(kind, built, "Paris"))
+    built = matrix.build(shape, matrix.deco_for(kind), body)
+    task = asyncio.create_task(matrix.invoke(kind, built, "Paris"))
     if how == "task.cancel":
         await started.wait()
         task.cancel()

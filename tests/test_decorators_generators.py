@@ -21,9 +21,9 @@ from mv37.rollout import semconv as sc
 from mv37.rollout.testing import CapturedSpans, capture_spans
 
 if TYPE_CHECKING:
-    from tests.decorator_matrix import CHILD_KINDS, KINDS, Boom, Deco, build, deco_for, named
+    from tests import decorator_matrix as matrix
 else:
-    from decorator_matrix import CHILD_KINDS, KINDS, Boom, Deco, build, deco_for, named
+    import decorator_matrix as matrix
 
 
 def readable(captured: CapturedSpans, name: str) -> ReadableSpan:
@@ -44,7 +44,7 @@ def assert_no_error(span: dict[str, Any]) -> None:
 # == generators and async generators ========================================================
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", matrix.KINDS)
 async def test_generator_span_covers_whole_iteration(captured: CapturedSpans, kind: str) -> None:
     """A generator's span starts at the first step and ends after its last item was produced."""
     produced: list[int] = []
@@ -53,7 +53,7 @@ async def test_generator_span_covers_whole_iteration(captured: CapturedSpans, ki
         produced.append(time.time_ns())
         return "last"
 
-    built = build("gen", deco_for(kind), stamp)
+    built = matrix.build("gen", matrix.deco_for(kind), stamp)
     with rollout.get_client().trace("root"):
         gen = built.call("Paris")
         assert next(gen) == "Paris"
@@ -69,7 +69,7 @@ async def test_generator_span_covers_whole_iteration(captured: CapturedSpans, ki
     assert span.start_time < produced[0] <= span.end_time
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", matrix.KINDS)
 async def test_async_generator_span_covers_whole_iteration(
     captured: CapturedSpans, kind: str
 ) -> None:
@@ -80,7 +80,7 @@ async def test_async_generator_span_covers_whole_iteration(
         produced.append(time.time_ns())
         return "last"
 
-    built = build("agen", deco_for(kind), stamp)
+    built = matrix.build("agen", matrix.deco_for(kind), stamp)
     with rollout.get_client().trace("root"):
         agen = built.call("Paris")
         assert await agen.__anext__() == "Paris"
@@ -96,7 +96,7 @@ async def test_async_generator_span_covers_whole_iteration(
     assert span.start_time < produced[0] <= span.end_time
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", matrix.KINDS)
 async def test_generator_body_spans_are_children_consumer_spans_are_not(
     captured: CapturedSpans, kind: str
 ) -> None:
@@ -110,7 +110,7 @@ async def test_generator_body_spans_are_children_consumer_spans_are_not(
     def outside(i: int) -> int:
         return i
 
-    @deco_for(kind)
+    @matrix.deco_for(kind)
     def work(count: int) -> Iterator[int]:
         for i in range(count):
             assert rollout.current_trace() is not None
@@ -122,8 +122,8 @@ async def test_generator_body_spans_are_children_consumer_spans_are_not(
 
     root = captured.by_name("root")
     gen_span = captured.by_name("work")
-    inners = named(captured, "inner")
-    outsides = named(captured, "outside")
+    inners = matrix.named(captured, "inner")
+    outsides = matrix.named(captured, "outside")
     assert len(inners) == 2
     assert len(outsides) == 2
     assert gen_span["parent_id"] == root["span_id"]
@@ -132,7 +132,7 @@ async def test_generator_body_spans_are_children_consumer_spans_are_not(
     assert {s["trace_id"] for s in [*inners, *outsides, gen_span]} == {root["trace_id"]}
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", matrix.KINDS)
 async def test_async_generator_body_spans_are_children_consumer_spans_are_not(
     captured: CapturedSpans, kind: str
 ) -> None:
@@ -148,7 +148,7 @@ async def test_async_generator_body_spans_are_children_consumer_spans_are_not(
         await asyncio.sleep(0)
         return i
 
-    @deco_for(kind)
+    @matrix.deco_for(kind)
     async def work(count: int) -> AsyncIterator[int]:
         for i in range(count):
             assert rollout.current_trace() is not None
@@ -160,8 +160,8 @@ async def test_async_generator_body_spans_are_children_consumer_spans_are_not(
 
     root = captured.by_name("root")
     gen_span = captured.by_name("work")
-    inners = named(captured, "inner")
-    outsides = named(captured, "outside")
+    inners = matrix.named(captured, "inner")
+    outsides = matrix.named(captured, "outside")
     assert len(inners) == 2
     assert len(outsides) == 2
     assert gen_span["parent_id"] == root["span_id"]
@@ -170,14 +170,14 @@ async def test_async_generator_body_spans_are_children_consumer_spans_are_not(
 
 
 @pytest.mark.parametrize("how", ["break", "close"])
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", matrix.KINDS)
 async def test_generator_closed_early_ends_span_unset(
     captured: CapturedSpans, kind: str, how: str
 ) -> None:
     """Breaking out of the loop or .close() ends the generator's span, status UNSET."""
     cleaned: list[bool] = []
 
-    @deco_for(kind)
+    @matrix.deco_for(kind)
     def work() -> Iterator[int]:
         try:
             yield from range(10)
@@ -202,14 +202,14 @@ async def test_generator_closed_early_ends_span_unset(
 
 
 @pytest.mark.parametrize("how", ["break", "aclose"])
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", matrix.KINDS)
 async def test_async_generator_closed_early_ends_span_unset(
     captured: CapturedSpans, kind: str, how: str
 ) -> None:
     """Breaking out of `async for` or aclose() ends the async generator's span, status UNSET."""
     cleaned: list[bool] = []
 
-    @deco_for(kind)
+    @matrix.deco_for(kind)
     async def work() -> AsyncIterator[int]:
         try:
             for i in range(10):
@@ -235,14 +235,14 @@ async def test_async_generator_closed_early_ends_span_unset(
     assert_no_error(span)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", matrix.KINDS)
 async def test_generator_exception_marks_error_and_propagates(
     captured: CapturedSpans, kind: str
 ) -> None:
     """An exception raised inside a generator marks its span ERROR and reaches the consumer."""
-    err = Boom("mid-stream")
+    err = matrix.Boom("mid-stream")
 
-    @deco_for(kind)
+    @matrix.deco_for(kind)
     def work() -> Iterator[int]:
         yield 1
         raise err
@@ -253,7 +253,7 @@ async def test_generator_exception_marks_error_and_propagates(
         for item in work():
             seen.append(item)
 
-    with rollout.get_client().trace("root"), pytest.raises(Boom) as info:
+    with rollout.get_client().trace("root"), pytest.raises(matrix.Boom) as info:
         consume()
     assert info.value is err
     assert seen == [1]
@@ -262,14 +262,14 @@ async def test_generator_exception_marks_error_and_propagates(
     assert span["attributes"][sc.ERROR_TYPE] == "Boom"
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", matrix.KINDS)
 async def test_async_generator_exception_marks_error_and_propagates(
     captured: CapturedSpans, kind: str
 ) -> None:
     """An exception raised inside an async generator marks ERROR and reaches the consumer."""
-    err = Boom("mid-stream")
+    err = matrix.Boom("mid-stream")
 
-    @deco_for(kind)
+    @matrix.deco_for(kind)
     async def work() -> AsyncIterator[int]:
         yield 1
         raise err
@@ -280,7 +280,7 @@ async def test_async_generator_exception_marks_error_and_propagates(
         async for item in work():
             seen.append(item)
 
-    with rollout.get_client().trace("root"), pytest.raises(Boom) as info:
+    with rollout.get_client().trace("root"), pytest.raises(matrix.Boom) as info:
         await consume()
     assert info.value is err
     assert seen == [1]
@@ -289,7 +289,7 @@ async def test_async_generator_exception_marks_error_and_propagates(
     assert span["attributes"][sc.ERROR_TYPE] == "Boom"
 
 
-def _sending_generator(deco: Deco) -> Callable[[], Generator[int | str, int, None]]:
+def _sending_generator(deco: matrix.Deco) -> Callable[[], Generator[int | str, int, None]]:
     @deco
     def work() -> Generator[int | str, int, None]:
         received = yield "ready"
@@ -298,7 +298,7 @@ def _sending_generator(deco: Deco) -> Callable[[], Generator[int | str, int, Non
     return work  # type: ignore[no-any-return]
 
 
-def _sending_async_generator(deco: Deco) -> Callable[[], AsyncGenerator[int | str, int]]:
+def _sending_async_generator(deco: matrix.Deco) -> Callable[[], AsyncGenerator[int | str, int]]:
     @deco
     async def work() -> AsyncGenerator[int | str, int]:
         received = yield "ready"
@@ -307,10 +307,10 @@ def _sending_async_generator(deco: Deco) -> Callable[[], AsyncGenerator[int | st
     return work  # type: ignore[no-any-return]
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", matrix.KINDS)
 async def test_generator_send_reaches_generator(captured: CapturedSpans, kind: str) -> None:
     """Values passed with .send() reach the decorated generator."""
-    work = _sending_generator(deco_for(kind))
+    work = _sending_generator(matrix.deco_for(kind))
     with rollout.get_client().trace("root"):
         gen: Any = work()
         assert next(gen) == "ready"
@@ -320,10 +320,10 @@ async def test_generator_send_reaches_generator(captured: CapturedSpans, kind: s
     assert_no_error(captured.by_name("work"))
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", matrix.KINDS)
 async def test_async_generator_asend_reaches_generator(captured: CapturedSpans, kind: str) -> None:
     """Values passed with .asend() reach the decorated async generator."""
-    work = _sending_async_generator(deco_for(kind))
+    work = _sending_async_generator(matrix.deco_for(kind))
     with rollout.get_client().trace("root"):
         agen: Any = work()
         assert await agen.__anext__() == "ready"
@@ -333,44 +333,44 @@ async def test_async_generator_asend_reaches_generator(captured: CapturedSpans, 
     assert_no_error(captured.by_name("work"))
 
 
-@pytest.mark.parametrize("kind", CHILD_KINDS)
+@pytest.mark.parametrize("kind", matrix.CHILD_KINDS)
 async def test_untraced_generator_send_reaches_generator(
     captured: CapturedSpans, kind: str
 ) -> None:
     """With no active trace, .send() still reaches the (untraced) generator."""
-    gen: Any = _sending_generator(deco_for(kind))()
+    gen: Any = _sending_generator(matrix.deco_for(kind))()
     assert next(gen) == "ready"
     assert gen.send(21) == 42
     assert captured.spans() == ()
 
 
-@pytest.mark.parametrize("kind", CHILD_KINDS)
+@pytest.mark.parametrize("kind", matrix.CHILD_KINDS)
 async def test_untraced_async_generator_asend_reaches_generator(
     captured: CapturedSpans, kind: str
 ) -> None:
     """With no active trace, .asend() still reaches the (untraced) async generator."""
-    agen: Any = _sending_async_generator(deco_for(kind))()
+    agen: Any = _sending_async_generator(matrix.deco_for(kind))()
     assert await agen.__anext__() == "ready"
     assert await agen.asend(21) == 42
     await agen.aclose()
     assert captured.spans() == ()
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", matrix.KINDS)
 async def test_disabled_generator_send_reaches_generator(kind: str) -> None:
     """With disabled=True, .send() still reaches the generator and nothing is exported."""
     with capture_spans(disabled=True) as cap:
-        gen: Any = _sending_generator(deco_for(kind))()
+        gen: Any = _sending_generator(matrix.deco_for(kind))()
         assert next(gen) == "ready"
         assert gen.send(21) == 42
         assert cap.spans() == ()
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", matrix.KINDS)
 async def test_disabled_async_generator_asend_reaches_generator(kind: str) -> None:
     """With disabled=True, .asend() still reaches the async generator; nothing is exported."""
     with capture_spans(disabled=True) as cap:
-        agen: Any = _sending_async_generator(deco_for(kind))()
+        agen: Any = _sending_async_generator(matrix.deco_for(kind))()
         assert await agen.__anext__() == "ready"
         assert await agen.asend(21) == 42
         await agen.aclose()
@@ -378,16 +378,16 @@ async def test_disabled_async_generator_asend_reaches_generator(kind: str) -> No
 
 
 @pytest.mark.parametrize("shape", ["gen", "agen"])
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", matrix.KINDS)
 async def test_generator_never_iterated_creates_no_span(
     captured: CapturedSpans, kind: str, shape: str
 ) -> None:
     """Calling a decorated (async) generator function without iterating it records nothing."""
-    built = build(shape, deco_for(kind))
+    built = matrix.build(shape, matrix.deco_for(kind))
     with rollout.get_client().trace("root"):
         it = built.call("Paris")
         assert inspect.isgenerator(it) or inspect.isasyncgen(it)
         del it
         gc.collect()
-    assert named(captured, "work") == []
+    assert matrix.named(captured, "work") == []
     assert [s["name"] for s in captured.as_dicts()] == ["invoke_workflow root"]

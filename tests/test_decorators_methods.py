@@ -19,33 +19,9 @@ from mv37.rollout import semconv as sc
 from mv37.rollout.testing import CapturedSpans
 
 if TYPE_CHECKING:
-    from tests.decorator_matrix import (
-        ALL_SHAPES,
-        KINDS,
-        METHOD_SHAPES,
-        SHAPES,
-        TRACE_KINDS,
-        build,
-        capture_on,
-        deco_for,
-        identity,
-        named,
-        run,
-    )
+    from tests import decorator_matrix as matrix
 else:
-    from decorator_matrix import (
-        ALL_SHAPES,
-        KINDS,
-        METHOD_SHAPES,
-        SHAPES,
-        TRACE_KINDS,
-        build,
-        capture_on,
-        deco_for,
-        identity,
-        named,
-        run,
-    )
+    import decorator_matrix as matrix
 
 
 # == methods, classmethods, staticmethods ===================================================
@@ -54,27 +30,27 @@ else:
 CAPTURE_KINDS = ("agent", "tool", "task", "retrieval", "llm")
 
 
-@pytest.mark.parametrize("shape", METHOD_SHAPES)
+@pytest.mark.parametrize("shape", matrix.METHOD_SHAPES)
 @pytest.mark.parametrize("kind", CAPTURE_KINDS)
 async def test_methods_called_on_instance_and_class(
     captured: CapturedSpans, kind: str, shape: str
 ) -> None:
     """Methods (via instance and class), classmethods and staticmethods record without self/cls."""
-    built = build(shape, deco_for(kind, **capture_on(kind)))
+    built = matrix.build(shape, matrix.deco_for(kind, **matrix.capture_on(kind)))
     assert built.owner is not None
-    mode, where = SHAPES[shape]
+    mode, where = matrix.SHAPES[shape]
     on_class: Callable[..., Any] = built.owner.work  # type: ignore[attr-defined]
     on_instance: Callable[..., Any] = built.instance.work  # type: ignore[attr-defined]
 
     async def both() -> list[Any]:
-        first = await run(mode, on_instance, "Paris", 2)
+        first = await matrix.run(mode, on_instance, "Paris", 2)
         if where == "method":
-            second = await run(mode, on_class, built.instance, "Lyon", 3)
+            second = await matrix.run(mode, on_class, built.instance, "Lyon", 3)
         else:
-            second = await run(mode, on_class, "Lyon", 3)
+            second = await matrix.run(mode, on_class, "Lyon", 3)
         return [first, second]
 
-    if kind in TRACE_KINDS:
+    if kind in matrix.TRACE_KINDS:
         results = await both()
     else:
         with rollout.get_client().trace("root"):
@@ -84,7 +60,7 @@ async def test_methods_called_on_instance_and_class(
         {"city": "Paris", "n": 2, "rest": []},
         {"city": "Lyon", "n": 3, "rest": []},
     ]
-    spans = named(captured, "work")
+    spans = matrix.named(captured, "work")
     assert [json.loads(s["attributes"][sc.ROLLOUT_INPUT]) for s in spans] == [
         {"city": "Paris", "n": 2},
         {"city": "Lyon", "n": 3},
@@ -92,21 +68,21 @@ async def test_methods_called_on_instance_and_class(
     assert [json.loads(s["attributes"][sc.ROLLOUT_OUTPUT]) for s in spans] == results
 
 
-@pytest.mark.parametrize("shape", METHOD_SHAPES)
+@pytest.mark.parametrize("shape", matrix.METHOD_SHAPES)
 @pytest.mark.parametrize("kind", ["trace"])
 async def test_trace_decorated_methods_record_a_trace(
     captured: CapturedSpans, kind: str, shape: str
 ) -> None:
     """@trace on methods/classmethods/staticmethods records one trace per call, either way."""
-    built = build(shape, deco_for(kind))
-    mode, where = SHAPES[shape]
+    built = matrix.build(shape, matrix.deco_for(kind))
+    mode, where = matrix.SHAPES[shape]
     on_class: Callable[..., Any] = built.owner.work  # type: ignore[union-attr]
-    await run(mode, built.instance.work, "Paris")  # type: ignore[attr-defined]
+    await matrix.run(mode, built.instance.work, "Paris")  # type: ignore[attr-defined]
     if where == "method":
-        await run(mode, on_class, built.instance, "Lyon")
+        await matrix.run(mode, on_class, built.instance, "Lyon")
     else:
-        await run(mode, on_class, "Lyon")
-    spans = named(captured, "work")
+        await matrix.run(mode, on_class, "Lyon")
+    spans = matrix.named(captured, "work")
     assert [s["name"] for s in spans] == ["invoke_workflow work"] * 2
     assert spans[0]["trace_id"] != spans[1]["trace_id"]
 
@@ -146,9 +122,9 @@ async def test_decorating_an_already_bound_method_names_its_arguments(
     }
     tool = rollout.tool("bound")(methods[bound_to, mode])
     with rollout.get_client().trace("root"):
-        result = await run(mode, tool, "Paris", n=2)
+        result = await matrix.run(mode, tool, "Paris", n=2)
     assert result == {"city": "Paris", "n": 2, "tag": "shop" if bound_to == "instance" else "_Shop"}
-    [span] = named(captured, "bound")
+    [span] = matrix.named(captured, "bound")
     assert json.loads(span["attributes"][sc.ROLLOUT_INPUT]) == {"city": "Paris", "n": 2}
     assert json.loads(span["attributes"][sc.ROLLOUT_OUTPUT]) == result
 
@@ -156,12 +132,12 @@ async def test_decorating_an_already_bound_method_names_its_arguments(
 # == preservation ===========================================================================
 
 
-@pytest.mark.parametrize("shape", ALL_SHAPES)
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("shape", matrix.ALL_SHAPES)
+@pytest.mark.parametrize("kind", matrix.KINDS)
 def test_wrapper_preserves_identity_and_inspect(kind: str, shape: str) -> None:
     """Name, qualname, doc, __wrapped__, signature and inspect predicates match the original."""
-    decorated = build(shape, deco_for(kind))
-    plain = build(shape, identity)
+    decorated = matrix.build(shape, matrix.deco_for(kind))
+    plain = matrix.build(shape, matrix.identity)
     pairs: list[tuple[Any, Any]] = [(decorated.call, plain.call)]
     if decorated.owner is not None and plain.owner is not None:
         pairs.append((decorated.owner.work, plain.owner.work))  # type: ignore[attr-defined]
@@ -178,11 +154,11 @@ def test_wrapper_preserves_identity_and_inspect(kind: str, shape: str) -> None:
         assert getattr(inner, "__func__", inner) is decorated.raw
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", matrix.KINDS)
 def test_wrapper_preserves_predicates_of_each_function_kind(kind: str) -> None:
     """A decorated coroutine/generator/async-generator function is still recognised as one."""
-    assert inspect.iscoroutinefunction(build("async", deco_for(kind)).call)
-    assert not inspect.iscoroutinefunction(build("sync", deco_for(kind)).call)
-    assert inspect.isgeneratorfunction(build("gen", deco_for(kind)).call)
-    assert inspect.isasyncgenfunction(build("agen", deco_for(kind)).call)
-    assert not inspect.isasyncgenfunction(build("gen", deco_for(kind)).call)
+    assert inspect.iscoroutinefunction(matrix.build("async", matrix.deco_for(kind)).call)
+    assert not inspect.iscoroutinefunction(matrix.build("sync", matrix.deco_for(kind)).call)
+    assert inspect.isgeneratorfunction(matrix.build("gen", matrix.deco_for(kind)).call)
+    assert inspect.isasyncgenfunction(matrix.build("agen", matrix.deco_for(kind)).call)
+    assert not inspect.isasyncgenfunction(matrix.build("gen", matrix.deco_for(kind)).call)

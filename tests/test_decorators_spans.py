@@ -18,37 +18,9 @@ from mv37.rollout import semconv as sc
 from mv37.rollout.testing import CapturedSpans
 
 if TYPE_CHECKING:
-    from tests.decorator_matrix import (
-        ALL_SHAPES,
-        CAPTURING_BY_DEFAULT,
-        EXPECTED,
-        KINDS,
-        SHAPES,
-        TRACE_KINDS,
-        build,
-        capture_on,
-        deco_for,
-        identity,
-        invoke,
-        named,
-        run,
-    )
+    from tests import decorator_matrix as matrix
 else:
-    from decorator_matrix import (
-        ALL_SHAPES,
-        CAPTURING_BY_DEFAULT,
-        EXPECTED,
-        KINDS,
-        SHAPES,
-        TRACE_KINDS,
-        build,
-        capture_on,
-        deco_for,
-        identity,
-        invoke,
-        named,
-        run,
-    )
+    import decorator_matrix as matrix
 
 
 PAYLOAD_KEYS = (
@@ -66,15 +38,15 @@ PAYLOAD_KEYS = (
 # == span naming and types ==================================================================
 
 
-@pytest.mark.parametrize("shape", ALL_SHAPES)
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("shape", matrix.ALL_SHAPES)
+@pytest.mark.parametrize("kind", matrix.KINDS)
 async def test_span_name_type_and_kind(captured: CapturedSpans, kind: str, shape: str) -> None:
     """Each decorator exports one span with its GenAI name, type, operation and OI kind."""
-    built = build(shape, deco_for(kind))
-    await invoke(kind, built, "Paris")
+    built = matrix.build(shape, matrix.deco_for(kind))
+    await matrix.invoke(kind, built, "Paris")
 
     span = captured.by_name("work")
-    otel_name, span_kind, operation, oi_kind = EXPECTED[kind]
+    otel_name, span_kind, operation, oi_kind = matrix.EXPECTED[kind]
     attrs = span["attributes"]
     assert span["name"] == otel_name
     assert span["kind"] == span_kind
@@ -84,7 +56,7 @@ async def test_span_name_type_and_kind(captured: CapturedSpans, kind: str, shape
     assert attrs[sc.GEN_AI_OPERATION_NAME] == operation
     assert attrs[sc.OPENINFERENCE_SPAN_KIND] == oi_kind
     assert span["status"] == "UNSET"
-    if kind in TRACE_KINDS:
+    if kind in matrix.TRACE_KINDS:
         assert span["parent_id"] is None
         assert len(captured.as_dicts()) == 1
     else:
@@ -94,11 +66,11 @@ async def test_span_name_type_and_kind(captured: CapturedSpans, kind: str, shape
         assert len(captured.as_dicts()) == 2
 
 
-@pytest.mark.parametrize("shape", ALL_SHAPES)
+@pytest.mark.parametrize("shape", matrix.ALL_SHAPES)
 async def test_tool_name_mirrors(captured: CapturedSpans, shape: str) -> None:
     """A tool span carries its name as rollout.tool.name, gen_ai.tool.name and tool.name."""
-    built = build(shape, rollout.tool("get_weather"))
-    await invoke("tool", built, "Paris")
+    built = matrix.build(shape, rollout.tool("get_weather"))
+    await matrix.invoke("tool", built, "Paris")
 
     attrs = captured.by_name("execute_tool get_weather")["attributes"]
     assert attrs[sc.ROLLOUT_TOOL_NAME] == "get_weather"
@@ -106,11 +78,11 @@ async def test_tool_name_mirrors(captured: CapturedSpans, shape: str) -> None:
     assert attrs[sc.TOOL_NAME] == "get_weather"
 
 
-@pytest.mark.parametrize("shape", ALL_SHAPES)
+@pytest.mark.parametrize("shape", matrix.ALL_SHAPES)
 async def test_llm_span_model_and_provider_mirrors(captured: CapturedSpans, shape: str) -> None:
     """@span("llm", model=, provider=) is `chat {model}`, CLIENT, with model/provider mirrors."""
-    built = build(shape, deco_for("llm"))
-    await invoke("llm", built, "Paris")
+    built = matrix.build(shape, matrix.deco_for("llm"))
+    await matrix.invoke("llm", built, "Paris")
 
     span = captured.by_name("chat gpt-4o")
     attrs = span["attributes"]
@@ -123,17 +95,17 @@ async def test_llm_span_model_and_provider_mirrors(captured: CapturedSpans, shap
     assert attrs[sc.LLM_PROVIDER] == "openai"
 
 
-@pytest.mark.parametrize("shape", ALL_SHAPES)
-@pytest.mark.parametrize("kind", TRACE_KINDS)
+@pytest.mark.parametrize("shape", matrix.ALL_SHAPES)
+@pytest.mark.parametrize("kind", matrix.TRACE_KINDS)
 async def test_trace_decorators_start_a_new_trace_per_call(
     captured: CapturedSpans, kind: str, shape: str
 ) -> None:
     """Two calls of an @agent/@trace function are two root spans in two OTel traces."""
-    built = build(shape, deco_for(kind))
-    await invoke(kind, built, "Paris")
-    await invoke(kind, built, "Lyon")
+    built = matrix.build(shape, matrix.deco_for(kind))
+    await matrix.invoke(kind, built, "Paris")
+    await matrix.invoke(kind, built, "Lyon")
 
-    spans = named(captured, "work")
+    spans = matrix.named(captured, "work")
     assert len(spans) == 2
     assert [s["parent_id"] for s in spans] == [None, None]
     assert spans[0]["trace_id"] != spans[1]["trace_id"]
@@ -201,15 +173,17 @@ FORMS: dict[str, Form] = {
 }
 
 
-@pytest.mark.parametrize("shape", ALL_SHAPES)
+@pytest.mark.parametrize("shape", matrix.ALL_SHAPES)
 @pytest.mark.parametrize("form", list(FORMS))
 async def test_bare_named_and_options_forms(captured: CapturedSpans, form: str, shape: str) -> None:
     """Bare, named and keyword-option spellings of every decorator give the right span."""
     spec = FORMS[form]
-    built = build(shape, spec.make())
-    result = await invoke(spec.span_type, built, "Paris")
+    built = matrix.build(shape, spec.make())
+    result = await matrix.invoke(spec.span_type, built, "Paris")
 
-    assert result == await run(built.mode, build(shape, identity).call, "Paris")
+    assert result == await matrix.run(
+        built.mode, matrix.build(shape, matrix.identity).call, "Paris"
+    )
     span = captured.by_name(spec.rollout_name)
     assert span["name"] == spec.otel_name
     assert span["attributes"][sc.ROLLOUT_SPAN_TYPE] == spec.span_type
@@ -234,15 +208,15 @@ CALLS: dict[str, tuple[tuple[Any, ...], dict[str, Any], dict[str, Any]]] = {
 
 
 @pytest.mark.parametrize("call", list(CALLS))
-@pytest.mark.parametrize("shape", ALL_SHAPES)
-@pytest.mark.parametrize("kind", CAPTURING_BY_DEFAULT)
+@pytest.mark.parametrize("shape", matrix.ALL_SHAPES)
+@pytest.mark.parametrize("kind", matrix.CAPTURING_BY_DEFAULT)
 async def test_agent_and_tool_capture_input_and_output_by_default(
     captured: CapturedSpans, kind: str, shape: str, call: str
 ) -> None:
     """@agent/@tool record arguments bound by name (no self/cls, *args kept) and the result."""
     args, kwargs, expected_input = CALLS[call]
-    built = build(shape, deco_for(kind))
-    result = await invoke(kind, built, *args, **kwargs)
+    built = matrix.build(shape, matrix.deco_for(kind))
+    result = await matrix.invoke(kind, built, *args, **kwargs)
 
     attrs = captured.by_name("work")["attributes"]
     assert json.loads(attrs[sc.ROLLOUT_INPUT]) == expected_input
@@ -259,28 +233,28 @@ async def test_agent_and_tool_capture_input_and_output_by_default(
         assert sc.GEN_AI_TOOL_CALL_ARGUMENTS not in attrs
 
 
-@pytest.mark.parametrize("shape", ALL_SHAPES)
+@pytest.mark.parametrize("shape", matrix.ALL_SHAPES)
 @pytest.mark.parametrize("kind", ["trace", "task", "retrieval", "llm"])
 async def test_trace_span_task_capture_nothing_by_default(
     captured: CapturedSpans, kind: str, shape: str
 ) -> None:
     """@trace, @span and @task record no input or output unless asked to."""
-    built = build(shape, deco_for(kind))
-    await invoke(kind, built, "Paris", 2)
+    built = matrix.build(shape, matrix.deco_for(kind))
+    await matrix.invoke(kind, built, "Paris", 2)
 
     attrs = captured.by_name("work")["attributes"]
     for key in PAYLOAD_KEYS:
         assert key not in attrs
 
 
-@pytest.mark.parametrize("shape", ALL_SHAPES)
+@pytest.mark.parametrize("shape", matrix.ALL_SHAPES)
 @pytest.mark.parametrize("kind", ["task", "retrieval", "llm"])
 async def test_span_and_task_capture_when_asked(
     captured: CapturedSpans, kind: str, shape: str
 ) -> None:
     """record_input/record_output=True on @span/@task record the bound arguments and result."""
-    built = build(shape, deco_for(kind, record_input=True, record_output=True))
-    result = await invoke(kind, built, "Paris", 2, "x")
+    built = matrix.build(shape, matrix.deco_for(kind, record_input=True, record_output=True))
+    result = await matrix.invoke(kind, built, "Paris", 2, "x")
 
     attrs = captured.by_name("work")["attributes"]
     assert json.loads(attrs[sc.ROLLOUT_INPUT]) == {"city": "Paris", "n": 2, "rest": ["x"]}
@@ -290,8 +264,8 @@ async def test_span_and_task_capture_when_asked(
     assert attrs[sc.OUTPUT_VALUE] == attrs[sc.ROLLOUT_OUTPUT]
 
 
-@pytest.mark.parametrize("shape", ALL_SHAPES)
-@pytest.mark.parametrize("kind", CAPTURING_BY_DEFAULT)
+@pytest.mark.parametrize("shape", matrix.ALL_SHAPES)
+@pytest.mark.parametrize("kind", matrix.CAPTURING_BY_DEFAULT)
 async def test_agent_and_tool_capture_can_be_switched_off(
     captured: CapturedSpans, kind: str, shape: str
 ) -> None:
@@ -301,22 +275,22 @@ async def test_agent_and_tool_capture_can_be_switched_off(
         if kind == "agent"
         else {"record_input": False, "record_output": False}
     )
-    built = build(shape, deco_for(kind, **options))
-    await invoke(kind, built, "Paris", 2)
+    built = matrix.build(shape, matrix.deco_for(kind, **options))
+    await matrix.invoke(kind, built, "Paris", 2)
 
     attrs = captured.by_name("work")["attributes"]
     for key in PAYLOAD_KEYS:
         assert key not in attrs
 
 
-@pytest.mark.parametrize("shape", ALL_SHAPES)
+@pytest.mark.parametrize("shape", matrix.ALL_SHAPES)
 async def test_string_output_is_text_plain(captured: CapturedSpans, shape: str) -> None:
     """A str result is recorded as itself with mime type text/plain."""
-    built = build(shape, rollout.tool(), lambda city, n, rest: f"sunny in {city}")
-    await invoke("tool", built, "Paris")
+    built = matrix.build(shape, rollout.tool(), lambda city, n, rest: f"sunny in {city}")
+    await matrix.invoke("tool", built, "Paris")
 
     attrs = captured.by_name("work")["attributes"]
-    mode = SHAPES[shape][0]
+    mode = matrix.SHAPES[shape][0]
     if mode in ("gen", "agen"):
         assert json.loads(attrs[sc.ROLLOUT_OUTPUT]) == ["Paris", "sunny in Paris"]
     else:
@@ -327,8 +301,8 @@ async def test_string_output_is_text_plain(captured: CapturedSpans, shape: str) 
 # == return values ==========================================================================
 
 
-@pytest.mark.parametrize("shape", ALL_SHAPES)
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("shape", matrix.ALL_SHAPES)
+@pytest.mark.parametrize("kind", matrix.KINDS)
 async def test_return_value_passes_through_untouched(
     captured: CapturedSpans, kind: str, shape: str
 ) -> None:
@@ -339,15 +313,17 @@ async def test_return_value_passes_through_untouched(
             return "Opaque()"
 
     obj = Opaque()
-    built = build(shape, deco_for(kind, **capture_on(kind)), lambda city, n, rest: obj)
-    result = await invoke(kind, built, "Paris")
+    built = matrix.build(
+        shape, matrix.deco_for(kind, **matrix.capture_on(kind)), lambda city, n, rest: obj
+    )
+    result = await matrix.invoke(kind, built, "Paris")
 
     if built.mode in ("gen", "agen"):
         assert result[0] == "Paris"
         assert result[1] is obj
     else:
         assert result is obj
-    assert len(named(captured, "work")) == 1
+    assert len(matrix.named(captured, "work")) == 1
 
 
 # == @agent options =========================================================================
@@ -364,7 +340,7 @@ CONTEXT_KEYS: dict[str, str] = {
 
 
 @pytest.mark.parametrize("agent_name", ["support", None])
-@pytest.mark.parametrize("shape", ALL_SHAPES)
+@pytest.mark.parametrize("shape", matrix.ALL_SHAPES)
 async def test_agent_options_reach_agent_span_and_children(
     captured: CapturedSpans, shape: str, agent_name: str | None
 ) -> None:
@@ -390,8 +366,8 @@ async def test_agent_options_reach_agent_span_and_children(
         attributes={"k": "v"},
         external_trace_id="ext-1",
     )
-    built = build(shape, deco, body)
-    await invoke("agent", built, "Paris")
+    built = matrix.build(shape, deco, body)
+    await matrix.invoke("agent", built, "Paris")
 
     expected_name = agent_name or "work"
     agent_span = captured.by_name(expected_name)

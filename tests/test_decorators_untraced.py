@@ -17,36 +17,16 @@ from mv37.rollout.facade import _current
 from mv37.rollout.testing import CapturedSpans, capture_spans
 
 if TYPE_CHECKING:
-    from tests.decorator_matrix import (
-        ALL_SHAPES,
-        CHILD_KINDS,
-        EXPECTED,
-        KINDS,
-        build,
-        deco_for,
-        invoke,
-        named,
-        run,
-    )
+    from tests import decorator_matrix as matrix
 else:
-    from decorator_matrix import (
-        ALL_SHAPES,
-        CHILD_KINDS,
-        EXPECTED,
-        KINDS,
-        build,
-        deco_for,
-        invoke,
-        named,
-        run,
-    )
+    import decorator_matrix as matrix
 
 
 # == no trace, before init(), disabled ======================================================
 
 
-@pytest.mark.parametrize("shape", ALL_SHAPES)
-@pytest.mark.parametrize("kind", CHILD_KINDS)
+@pytest.mark.parametrize("shape", matrix.ALL_SHAPES)
+@pytest.mark.parametrize("kind", matrix.CHILD_KINDS)
 async def test_child_decorators_without_trace_run_untraced(
     captured: CapturedSpans, kind: str, shape: str
 ) -> None:
@@ -57,8 +37,8 @@ async def test_child_decorators_without_trace_run_untraced(
         seen.append(rollout.current_span())
         return {"city": city}
 
-    built = build(shape, deco_for(kind), body)
-    result = await run(built.mode, built.call, "Paris")
+    built = matrix.build(shape, matrix.deco_for(kind), body)
+    result = await matrix.run(built.mode, built.call, "Paris")
 
     expected = {"city": "Paris"}
     assert result == (["Paris", expected] if built.mode in ("gen", "agen") else expected)
@@ -66,17 +46,17 @@ async def test_child_decorators_without_trace_run_untraced(
     assert captured.spans() == ()
 
 
-@pytest.mark.parametrize("shape", ALL_SHAPES)
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("shape", matrix.ALL_SHAPES)
+@pytest.mark.parametrize("kind", matrix.KINDS)
 async def test_before_init_decorators_run_the_function(kind: str, shape: str) -> None:
     """Before init() (no client, no global provider) every decorator returns the value, no raise."""
     assert _current.client is None
     marker = object()
-    built = build(shape, deco_for(kind), lambda city, n, rest: marker)
+    built = matrix.build(shape, matrix.deco_for(kind), lambda city, n, rest: marker)
 
-    results = [await run(built.mode, built.call, "Paris")]
-    if kind in CHILD_KINDS:
-        results.append(await invoke(kind, built, "Paris"))
+    results = [await matrix.run(built.mode, built.call, "Paris")]
+    if kind in matrix.CHILD_KINDS:
+        results.append(await matrix.invoke(kind, built, "Paris"))
 
     for result in results:
         if built.mode in ("gen", "agen"):
@@ -88,8 +68,8 @@ async def test_before_init_decorators_run_the_function(kind: str, shape: str) ->
     assert not isinstance(otel_trace.get_tracer_provider(), TracerProvider)
 
 
-@pytest.mark.parametrize("shape", ALL_SHAPES)
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("shape", matrix.ALL_SHAPES)
+@pytest.mark.parametrize("kind", matrix.KINDS)
 async def test_disabled_decorators_call_straight_through(kind: str, shape: str) -> None:
     """With disabled=True decorators emit nothing; inside, no-op facades stand in."""
     seen: list[tuple[object, object]] = []
@@ -99,8 +79,8 @@ async def test_disabled_decorators_call_straight_through(kind: str, shape: str) 
         return city
 
     with capture_spans(disabled=True) as cap:
-        built = build(shape, deco_for(kind), body)
-        result = await invoke(kind, built, "Paris")
+        built = matrix.build(shape, matrix.deco_for(kind), body)
+        result = await matrix.invoke(kind, built, "Paris")
         assert result == (["Paris", "Paris"] if built.mode in ("gen", "agen") else "Paris")
         assert len(seen) == 1
         active_trace, active_span = seen[0]
@@ -114,15 +94,15 @@ async def test_disabled_decorators_call_straight_through(kind: str, shape: str) 
 # == decorating before init() ===============================================================
 
 
-@pytest.mark.parametrize("shape", ALL_SHAPES)
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("shape", matrix.ALL_SHAPES)
+@pytest.mark.parametrize("kind", matrix.KINDS)
 async def test_decorated_before_init_records_once_client_exists(kind: str, shape: str) -> None:
     """A function decorated (and even called) before init() records once a client exists."""
-    built = build(shape, deco_for(kind))
-    await invoke(kind, built, "early")
+    built = matrix.build(shape, matrix.deco_for(kind))
+    await matrix.invoke(kind, built, "early")
 
     with capture_spans() as cap:
-        await invoke(kind, built, "Paris")
-        spans = named(cap, "work")
+        await matrix.invoke(kind, built, "Paris")
+        spans = matrix.named(cap, "work")
         assert len(spans) == 1
-        assert spans[0]["name"] == EXPECTED[kind][0]
+        assert spans[0]["name"] == matrix.EXPECTED[kind][0]

@@ -15,106 +15,70 @@ import mv37.rollout as rollout
 from mv37.rollout.testing import OTLPReceiver
 
 if TYPE_CHECKING:
-    from tests.delivery_faults_helpers import (
-        FAIL_FAST_MS,
-        HOLD_MS,
-        KEY,
-        MODES,
-        NAMES,
-        SPANS_PER_RUN,
-        Boom,
-        accounted,
-        aplan,
-        asolver,
-        assert_runs,
-        expected,
-        export_timeout,
-        flush,
-        plan,
-        run,
-        solver,
-    )
+    from tests import delivery_faults_helpers as faults
 else:
-    from delivery_faults_helpers import (
-        FAIL_FAST_MS,
-        HOLD_MS,
-        KEY,
-        MODES,
-        NAMES,
-        SPANS_PER_RUN,
-        Boom,
-        accounted,
-        aplan,
-        asolver,
-        assert_runs,
-        expected,
-        export_timeout,
-        flush,
-        plan,
-        run,
-        solver,
-    )
+    import delivery_faults_helpers as faults
 
 
 # -- sync_mode ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", faults.MODES)
 async def test_sync_mode_exports_each_span_before_the_call_returns(
     receiver: OTLPReceiver, monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
-    export_timeout(monkeypatch, FAIL_FAST_MS)
-    rollout.init(base_url=receiver.url, api_key=KEY, console=False, sync_mode=True)
-    names = NAMES[mode]
+    faults.export_timeout(monkeypatch, faults.FAIL_FAST_MS)
+    rollout.init(base_url=receiver.url, api_key=faults.KEY, console=False, sync_mode=True)
+    names = faults.NAMES[mode]
     seen_inside: list[list[str]] = []
 
     @rollout.agent("inline")
     def inline(n: int) -> int:
-        value = plan(n)
+        value = faults.plan(n)
         seen_inside.append([s.name for s in receiver.spans()])
         return value
 
     @rollout.agent("ainline")
     async def ainline(n: int) -> int:
-        value = await aplan(n)
+        value = await faults.aplan(n)
         seen_inside.append([s.name for s in receiver.spans()])
         return value
 
     assert (await ainline(4) if mode == "async" else inline(4)) == 16
     # Inside the agent, its finished children had already been delivered.
     assert seen_inside == [[names.tool, names.task]]
-    assert len(receiver.spans()) == SPANS_PER_RUN  # and the agent itself, without flush()
+    assert len(receiver.spans()) == faults.SPANS_PER_RUN  # and the agent itself, without flush()
 
-    assert await run(mode, 2) == expected(2)
-    assert len(receiver.spans()) == 2 * SPANS_PER_RUN
-    assert rollout.stats().spans_exported == 2 * SPANS_PER_RUN
+    assert await faults.run(mode, 2) == faults.expected(2)
+    assert len(receiver.spans()) == 2 * faults.SPANS_PER_RUN
+    assert rollout.stats().spans_exported == 2 * faults.SPANS_PER_RUN
 
     receiver.stop()  # collector gone: calls still return, errors still pass through
-    assert await run(mode, 3) == expected(3)
-    with pytest.raises(Boom, match="bad n -3"):
-        await run(mode, -3)
+    assert await faults.run(mode, 3) == faults.expected(3)
+    with pytest.raises(faults.Boom, match="bad n -3"):
+        await faults.run(mode, -3)
     stats = rollout.stats()
-    assert stats.spans_failed == 2 * SPANS_PER_RUN
-    assert stats.export_failures == 2 * SPANS_PER_RUN  # one export per span
-    assert stats.spans_exported == 2 * SPANS_PER_RUN
+    assert stats.spans_failed == 2 * faults.SPANS_PER_RUN
+    assert stats.export_failures == 2 * faults.SPANS_PER_RUN  # one export per span
+    assert stats.spans_exported == 2 * faults.SPANS_PER_RUN
     assert stats.spans_queued == 0
-    assert accounted(stats) == stats.spans_started == 4 * SPANS_PER_RUN
+    assert faults.accounted(stats) == stats.spans_started == 4 * faults.SPANS_PER_RUN
     # flush() owns up to the failed exports once, like the batch queue's flush.
-    assert await flush(mode, 5.0) is False
-    assert await flush(mode, 5.0) is True
+    assert await faults.flush(mode, 5.0) is False
+    assert await faults.flush(mode, 5.0) is True
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", faults.MODES)
 async def test_sync_mode_counts_the_span_being_sent_in_flight(
     receiver: OTLPReceiver, monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
-    export_timeout(monkeypatch, HOLD_MS)
-    client = rollout.init(base_url=receiver.url, api_key=KEY, console=False, sync_mode=True)
+    faults.export_timeout(monkeypatch, faults.HOLD_MS)
+    client = rollout.init(base_url=receiver.url, api_key=faults.KEY, console=False, sync_mode=True)
     latch = receiver.stall()
     results: list[int] = []
 
     def call() -> None:  # the caller's thread, stuck in the export of its first span
-        results.append(asyncio.run(run(mode, 6)) if mode == "async" else solver(6))
+        results.append(asyncio.run(faults.run(mode, 6)) if mode == "async" else faults.solver(6))
 
     caller = threading.Thread(target=call, name="caller", daemon=True)
     caller.start()
@@ -123,47 +87,47 @@ async def test_sync_mode_counts_the_span_being_sent_in_flight(
         stats = client.stats()
         assert stats.spans_in_flight == 1  # the tool span, on the wire
         assert (stats.spans_queued, stats.spans_exported, stats.spans_failed) == (0, 0, 0)
-        assert stats.spans_started == SPANS_PER_RUN
+        assert stats.spans_started == faults.SPANS_PER_RUN
         # Its task and agent spans have started but not ended: in no counter yet.
-        assert accounted(stats) == stats.spans_started - 2
+        assert faults.accounted(stats) == stats.spans_started - 2
         assert caller.is_alive()
     finally:
         latch.release()
     caller.join(10.0)
     assert not caller.is_alive()
-    assert results == [expected(6)]
-    assert_runs(receiver.wait_for_spans(SPANS_PER_RUN), mode, [6])
+    assert results == [faults.expected(6)]
+    faults.assert_runs(receiver.wait_for_spans(faults.SPANS_PER_RUN), mode, [6])
     stats = client.stats()
-    assert (stats.spans_exported, stats.spans_in_flight) == (SPANS_PER_RUN, 0)
-    assert accounted(stats) == stats.spans_started == SPANS_PER_RUN
+    assert (stats.spans_exported, stats.spans_in_flight) == (faults.SPANS_PER_RUN, 0)
+    assert faults.accounted(stats) == stats.spans_started == faults.SPANS_PER_RUN
 
 
 # -- flush() and aflush() ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", faults.MODES)
 async def test_flush_true_means_already_delivered(
     receiver: OTLPReceiver, monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
-    export_timeout(monkeypatch, HOLD_MS)
-    rollout.init(base_url=receiver.url, api_key=KEY, console=False, flush_interval=60.0)
+    faults.export_timeout(monkeypatch, faults.HOLD_MS)
+    rollout.init(base_url=receiver.url, api_key=faults.KEY, console=False, flush_interval=60.0)
     for n in range(5):
-        assert await run(mode, n) == expected(n)
-    assert await flush(mode, 5.0) is True
-    assert_runs(receiver.spans(), mode, list(range(5)))  # no waiting: already there
-    assert await flush(mode, 5.0) is True  # nothing queued, nothing failed
+        assert await faults.run(mode, n) == faults.expected(n)
+    assert await faults.flush(mode, 5.0) is True
+    faults.assert_runs(receiver.spans(), mode, list(range(5)))  # no waiting: already there
+    assert await faults.flush(mode, 5.0) is True  # nothing queued, nothing failed
 
 
 async def test_aflush_waits_for_a_stalled_collector_without_blocking_the_loop(
     receiver: OTLPReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    export_timeout(monkeypatch, HOLD_MS)
-    rollout.init(base_url=receiver.url, api_key=KEY, console=False, flush_interval=60.0)
+    faults.export_timeout(monkeypatch, faults.HOLD_MS)
+    rollout.init(base_url=receiver.url, api_key=faults.KEY, console=False, flush_interval=60.0)
     latch = receiver.stall()
     ran = asyncio.Event()
     seen: dict[str, object] = {}
     try:
-        assert await asolver(1) == expected(1)
+        assert await faults.asolver(1) == faults.expected(1)
         assert await asyncio.to_thread(latch.arrived.wait, 5.0)
         flushing = asyncio.create_task(rollout.aflush(timeout=10.0))
 
@@ -181,4 +145,4 @@ async def test_aflush_waits_for_a_stalled_collector_without_blocking_the_loop(
     finally:
         latch.release()
     assert await asyncio.wait_for(flushing, 10.0) is True
-    assert_runs(receiver.spans(), "async", [1])
+    faults.assert_runs(receiver.spans(), "async", [1])

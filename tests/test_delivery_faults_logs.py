@@ -19,37 +19,9 @@ import mv37.rollout as rollout
 from mv37.rollout.testing import OTLPReceiver
 
 if TYPE_CHECKING:
-    from tests.delivery_faults_helpers import (
-        FAIL_FAST_MS,
-        HOLD_MS,
-        KEY,
-        MODES,
-        SPANS_PER_RUN,
-        Boom,
-        accounted,
-        assert_runs,
-        expected,
-        export_timeout,
-        flush,
-        run,
-        solver,
-    )
+    from tests import delivery_faults_helpers as faults
 else:
-    from delivery_faults_helpers import (
-        FAIL_FAST_MS,
-        HOLD_MS,
-        KEY,
-        MODES,
-        SPANS_PER_RUN,
-        Boom,
-        accounted,
-        assert_runs,
-        expected,
-        export_timeout,
-        flush,
-        run,
-        solver,
-    )
+    import delivery_faults_helpers as faults
 
 
 # -- the API key stays in the Authorization header ---------------------------------------------
@@ -61,20 +33,20 @@ def test_the_api_key_only_ever_leaves_in_the_authorization_header(
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    export_timeout(monkeypatch, FAIL_FAST_MS)
+    faults.export_timeout(monkeypatch, faults.FAIL_FAST_MS)
     caplog.set_level(logging.DEBUG)  # the root logger: every library's records
     client = rollout.init(
-        base_url=receiver.url, api_key=KEY, console=False, flush_interval=60.0, debug=True
+        base_url=receiver.url, api_key=faults.KEY, console=False, flush_interval=60.0, debug=True
     )
     receiver.respond_with(500)  # a refused export
-    with pytest.raises(Boom):
-        solver(-1)  # an exception inside a tool, recorded on its span
+    with pytest.raises(faults.Boom):
+        faults.solver(-1)  # an exception inside a tool, recorded on its span
     assert rollout.flush(timeout=5.0) is False
     receiver.stop()  # an export that cannot connect
-    assert solver(2) == expected(2)
+    assert faults.solver(2) == faults.expected(2)
     assert rollout.flush(timeout=5.0) is False
     receiver.start()
-    assert solver(3) == expected(3)
+    assert faults.solver(3) == faults.expected(3)
     assert rollout.flush(timeout=5.0) is True
     assert client.check(verbose=True).ok
     stats = rollout.stats()
@@ -83,30 +55,30 @@ def test_the_api_key_only_ever_leaves_in_the_authorization_header(
     requests = receiver.requests
     assert len(requests) >= 3
     for request in requests:
-        assert request.headers["authorization"] == f"Bearer {KEY}"
-        assert KEY.encode() not in request.body
-        assert KEY.encode() not in request.raw_body
+        assert request.headers["authorization"] == f"Bearer {faults.KEY}"
+        assert faults.KEY.encode() not in request.body
+        assert faults.KEY.encode() not in request.raw_body
         others = {k: v for k, v in request.headers.items() if k != "authorization"}
-        assert KEY not in repr(others)
+        assert faults.KEY not in repr(others)
     # Once per request, in its authorization header line, and nowhere else.
-    assert receiver.all_bytes().count(KEY.encode()) == len(requests)
+    assert receiver.all_bytes().count(faults.KEY.encode()) == len(requests)
 
     # The failures were logged (debug is on), and no record carries the key.
     assert any(r.name.startswith("mv37.rollout") for r in caplog.records)
     assert any(r.name.startswith("opentelemetry.exporter") for r in caplog.records)
     for record in caplog.records:
-        assert KEY not in record.getMessage(), record.name
-        assert KEY not in repr(record.args), record.name
-        assert KEY not in (record.exc_text or ""), record.name
-    assert KEY not in caplog.text
+        assert faults.KEY not in record.getMessage(), record.name
+        assert faults.KEY not in repr(record.args), record.name
+        assert faults.KEY not in (record.exc_text or ""), record.name
+    assert faults.KEY not in caplog.text
     out, err = capsys.readouterr()
-    assert KEY not in out
-    assert KEY not in err
-    assert KEY not in repr(rollout.get_client())
-    assert KEY not in repr(client.config)
-    assert KEY not in str(client.config)
-    assert KEY not in repr(client.destination)
-    assert KEY not in repr(stats)
+    assert faults.KEY not in out
+    assert faults.KEY not in err
+    assert faults.KEY not in repr(rollout.get_client())
+    assert faults.KEY not in repr(client.config)
+    assert faults.KEY not in str(client.config)
+    assert faults.KEY not in repr(client.destination)
+    assert faults.KEY not in repr(stats)
 
 
 # -- what the exporter logs ----------------------------------------------------------------------
@@ -121,7 +93,7 @@ def warnings_from(caplog: pytest.LogCaptureFixture, prefix: str) -> list[logging
 
 
 @pytest.mark.parametrize("delivery", ["batch", "sync_mode"])
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", faults.MODES)
 async def test_a_failing_collector_logs_one_warning_naming_the_url_the_rest_at_debug(
     receiver: OTLPReceiver,
     monkeypatch: pytest.MonkeyPatch,
@@ -129,35 +101,35 @@ async def test_a_failing_collector_logs_one_warning_naming_the_url_the_rest_at_d
     mode: str,
     delivery: str,
 ) -> None:
-    export_timeout(monkeypatch, FAIL_FAST_MS)
+    faults.export_timeout(monkeypatch, faults.FAIL_FAST_MS)
     caplog.set_level(logging.DEBUG)  # the root logger: every library's records
     sync_mode = delivery == "sync_mode"
     client = rollout.init(
         base_url=receiver.url,
-        api_key=KEY,
+        api_key=faults.KEY,
         console=False,
         flush_interval=60.0,
         sync_mode=sync_mode,
     )
     # Six 503s, retried at once: the exporter warns five times, then gives up (an error).
     receiver.respond_with(*[503] * 6, retry_after="0")
-    assert await run(mode, 1) == expected(1)
-    assert await flush(mode, 5.0) is False
+    assert await faults.run(mode, 1) == faults.expected(1)
+    assert await faults.flush(mode, 5.0) is False
     receiver.stop()  # then nothing listens: an error per export
-    assert await run(mode, 2) == expected(2)
-    assert await flush(mode, 5.0) is False
+    assert await faults.run(mode, 2) == faults.expected(2)
+    assert await faults.flush(mode, 5.0) is False
     stats = client.stats()
     # sync_mode: the first span took the six 503s, its two parents were accepted.
-    assert stats.export_failures == (1 + SPANS_PER_RUN if sync_mode else 2)
+    assert stats.export_failures == (1 + faults.SPANS_PER_RUN if sync_mode else 2)
     assert stats.spans_exported == (2 if sync_mode else 0)
-    assert accounted(stats) == stats.spans_started == 2 * SPANS_PER_RUN
+    assert faults.accounted(stats) == stats.spans_started == 2 * faults.SPANS_PER_RUN
 
     [warning] = warnings_from(caplog, "mv37.rollout")  # one, for all those failures
     message = warning.getMessage()
     assert receiver.endpoint in message
     assert "keeps retrying" in message
     assert "stats()" in message
-    assert KEY not in message
+    assert faults.KEY not in message
     assert warnings_from(caplog, "opentelemetry") == []
     # The exporter's own records are still there, at debug level, from where we export.
     exporter_records = [r for r in caplog.records if r.name == EXPORTER_LOGGER]
@@ -169,7 +141,7 @@ async def test_a_failing_collector_logs_one_warning_naming_the_url_the_rest_at_d
     assert {r.threadName for r in exporter_records} == {ours}
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", faults.MODES)
 async def test_each_client_warns_once_about_its_own_destination(
     receiver: OTLPReceiver,
     monkeypatch: pytest.MonkeyPatch,
@@ -177,18 +149,18 @@ async def test_each_client_warns_once_about_its_own_destination(
     mode: str,
 ) -> None:
     # Default levels: nothing of the exporter's reaches a handler; ours warn once each.
-    export_timeout(monkeypatch, HOLD_MS)
+    faults.export_timeout(monkeypatch, faults.HOLD_MS)
     receiver.respond_with(500, 500, 500, 500)  # refused, not retried
     with OTLPReceiver() as other:
         other.respond_with(500, 500)
         first = rollout.init(base_url=receiver.url, console=False, flush_interval=60.0)
         for n in (1, 2):
-            assert await run(mode, n) == expected(n)
-            assert await flush(mode, 5.0) is False
+            assert await faults.run(mode, n) == faults.expected(n)
+            assert await faults.flush(mode, 5.0) is False
         second = rollout.init(base_url=other.url, console=False, flush_interval=60.0)
         for n in (3, 4):
-            assert await run(mode, n) == expected(n)
-            assert await flush(mode, 5.0) is False
+            assert await faults.run(mode, n) == faults.expected(n)
+            assert await faults.flush(mode, 5.0) is False
     assert (first.stats().export_failures, second.stats().export_failures) == (2, 2)
     warned = [(r.name, r.levelno) for r in caplog.records if r.levelno >= logging.WARNING]
     assert warned == [("mv37.rollout", logging.WARNING)] * 2, caplog.text
@@ -208,7 +180,7 @@ def user_spans() -> tuple[ReadableSpan, ...]:
 
 
 @pytest.mark.parametrize("delivery", ["batch", "sync_mode"])
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", faults.MODES)
 async def test_a_users_own_exporter_still_warns_as_before(
     receiver: OTLPReceiver,
     monkeypatch: pytest.MonkeyPatch,
@@ -216,19 +188,19 @@ async def test_a_users_own_exporter_still_warns_as_before(
     mode: str,
     delivery: str,
 ) -> None:
-    export_timeout(monkeypatch, HOLD_MS)
+    faults.export_timeout(monkeypatch, faults.HOLD_MS)
     caplog.set_level(logging.DEBUG)
     rollout.init(
         base_url=receiver.url,
-        api_key=KEY,
+        api_key=faults.KEY,
         console=False,
         flush_interval=60.0,
         sync_mode=delivery == "sync_mode",
     )
     receiver.respond_with(503, retry_after="0")  # ours: one transient error, then accepted
-    assert await run(mode, 1) == expected(1)
-    assert await flush(mode, 5.0) is True
-    assert_runs(receiver.wait_for_spans(SPANS_PER_RUN), mode, [1])
+    assert await faults.run(mode, 1) == faults.expected(1)
+    assert await faults.flush(mode, 5.0) is True
+    faults.assert_runs(receiver.wait_for_spans(faults.SPANS_PER_RUN), mode, [1])
 
     with OTLPReceiver() as theirs:
         exporter = OTLPSpanExporter(endpoint=theirs.endpoint, timeout=8)

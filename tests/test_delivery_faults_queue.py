@@ -20,39 +20,9 @@ from mv37.rollout.pipeline._export import estimate_size
 from mv37.rollout.testing import OTLPReceiver
 
 if TYPE_CHECKING:
-    from tests.delivery_faults_helpers import (
-        FAIL_FAST_MS,
-        HOLD_MS,
-        KEY,
-        MODES,
-        NAMES,
-        SPANS_PER_RUN,
-        accounted,
-        afetch,
-        expected,
-        export_timeout,
-        fetch,
-        flush,
-        run,
-        tool_input,
-    )
+    from tests import delivery_faults_helpers as faults
 else:
-    from delivery_faults_helpers import (
-        FAIL_FAST_MS,
-        HOLD_MS,
-        KEY,
-        MODES,
-        NAMES,
-        SPANS_PER_RUN,
-        accounted,
-        afetch,
-        expected,
-        export_timeout,
-        fetch,
-        flush,
-        run,
-        tool_input,
-    )
+    import delivery_faults_helpers as faults
 
 
 # -- bounded queue -------------------------------------------------------------------------------
@@ -62,7 +32,7 @@ else:
 def burst(count: int) -> list[int]:
     queued = []
     for n in range(count):
-        fetch(n)
+        faults.fetch(n)
         queued.append(rollout.stats().spans_queued)
     return queued
 
@@ -71,53 +41,53 @@ def burst(count: int) -> list[int]:
 async def aburst(count: int) -> list[int]:
     queued = []
     for n in range(count):
-        await afetch(n)
+        await faults.afetch(n)
         queued.append(rollout.stats().spans_queued)
     return queued
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", faults.MODES)
 async def test_queue_overflow_drops_exactly_what_does_not_fit(
     receiver: OTLPReceiver, monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
-    export_timeout(monkeypatch, HOLD_MS)
+    faults.export_timeout(monkeypatch, faults.HOLD_MS)
     limit = 10
     rollout.init(
         base_url=receiver.url,
-        api_key=KEY,
+        api_key=faults.KEY,
         console=False,
         flush_interval=60.0,
         max_queue_events=limit,
     )
     latch = receiver.stall()
     try:
-        assert await run(mode, 100) == expected(100)
+        assert await faults.run(mode, 100) == faults.expected(100)
         assert latch.arrived.wait(5.0)  # the worker is stuck exporting the warm-up run
         warm_up = rollout.stats()
-        assert (warm_up.spans_queued, warm_up.spans_in_flight) == (0, SPANS_PER_RUN)
+        assert (warm_up.spans_queued, warm_up.spans_in_flight) == (0, faults.SPANS_PER_RUN)
         # 199 tool spans and their workflow root: 200 spans into a 10-span queue.
         queued = await aburst(199) if mode == "async" else burst(199)
         assert max(queued) == limit
         assert queued[: limit + 1] == [*range(1, limit + 1), limit]
         stats = rollout.stats()
         assert stats.spans_queued == limit
-        assert stats.spans_in_flight == SPANS_PER_RUN
+        assert stats.spans_in_flight == faults.SPANS_PER_RUN
         assert stats.dropped["queue_full"] == 200 - limit
-        assert accounted(stats) == stats.spans_started
+        assert faults.accounted(stats) == stats.spans_started
         assert latch.held == 1
     finally:
         latch.release()
-    assert await flush(mode, 10.0) is True
-    spans = receiver.wait_for_spans(SPANS_PER_RUN + limit)
-    assert len(spans) == SPANS_PER_RUN + limit
-    tool = NAMES[mode].tool
-    kept = [s for s in spans if s.name == tool and tool_input(s) != 100]
-    assert sorted(tool_input(s) for s in kept) == list(range(limit))  # the first ten fit
+    assert await faults.flush(mode, 10.0) is True
+    spans = receiver.wait_for_spans(faults.SPANS_PER_RUN + limit)
+    assert len(spans) == faults.SPANS_PER_RUN + limit
+    tool = faults.NAMES[mode].tool
+    kept = [s for s in spans if s.name == tool and faults.tool_input(s) != 100]
+    assert sorted(faults.tool_input(s) for s in kept) == list(range(limit))  # the first ten fit
     assert not any(s.name.endswith("burst") for s in spans)  # the root ended last: dropped
     stats = rollout.stats()
-    assert stats.spans_exported == SPANS_PER_RUN + limit
-    assert stats.spans_started == SPANS_PER_RUN + 200
-    assert accounted(stats) == stats.spans_started
+    assert stats.spans_exported == faults.SPANS_PER_RUN + limit
+    assert stats.spans_started == faults.SPANS_PER_RUN + 200
+    assert faults.accounted(stats) == stats.spans_started
 
 
 @dataclass
@@ -150,16 +120,16 @@ async def ablob(n: int, size: int) -> str:
     return str(n % 10) * size
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", faults.MODES)
 async def test_queue_bytes_bound_drops_exactly_what_does_not_fit(
     receiver: OTLPReceiver, monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
-    export_timeout(monkeypatch, HOLD_MS)
+    faults.export_timeout(monkeypatch, faults.HOLD_MS)
     max_bytes = 60_000
     recorder = SizeRecorder()
     rollout.init(
         base_url=receiver.url,
-        api_key=KEY,
+        api_key=faults.KEY,
         console=False,
         flush_interval=60.0,
         max_queue_bytes=max_bytes,
@@ -170,7 +140,7 @@ async def test_queue_bytes_bound_drops_exactly_what_does_not_fit(
     blob_name = "execute_tool ablob" if mode == "async" else "execute_tool blob"
     latch = receiver.stall()
     try:
-        assert await run(mode, 100) == expected(100)
+        assert await faults.run(mode, 100) == faults.expected(100)
         assert latch.arrived.wait(5.0)
         recorder.ended.clear()
         # Twelve ~3 x 4 kB payload spans (output and its mirrors) and their small root:
@@ -194,34 +164,34 @@ async def test_queue_bytes_bound_drops_exactly_what_does_not_fit(
         assert 2 <= blobs < 12, recorder.ended  # the bound bites
         stats = rollout.stats()
         assert stats.spans_queued == len(admitted)
-        assert stats.spans_in_flight == SPANS_PER_RUN  # the warm-up batch, held
+        assert stats.spans_in_flight == faults.SPANS_PER_RUN  # the warm-up batch, held
         assert stats.dropped["queue_full"] == 13 - len(admitted)
         assert stats.dropped["oversize"] == 0
-        assert accounted(stats) == stats.spans_started
+        assert faults.accounted(stats) == stats.spans_started
     finally:
         latch.release()
-    assert await flush(mode, 10.0) is True
-    spans = receiver.wait_for_spans(SPANS_PER_RUN + len(admitted))
-    assert len(spans) == SPANS_PER_RUN + len(admitted)
-    assert sorted(s.name for s in spans[SPANS_PER_RUN:]) == sorted(admitted)
+    assert await faults.flush(mode, 10.0) is True
+    spans = receiver.wait_for_spans(faults.SPANS_PER_RUN + len(admitted))
+    assert len(spans) == faults.SPANS_PER_RUN + len(admitted)
+    assert sorted(s.name for s in spans[faults.SPANS_PER_RUN :]) == sorted(admitted)
     outputs = [str(s.attributes[sc.ROLLOUT_OUTPUT])[:1] for s in spans if s.name == blob_name]
     assert sorted(outputs) == [str(n) for n in range(blobs)]  # the first ones fit
     stats = rollout.stats()
-    assert stats.spans_exported == SPANS_PER_RUN + len(admitted)
-    assert accounted(stats) == stats.spans_started
+    assert stats.spans_exported == faults.SPANS_PER_RUN + len(admitted)
+    assert faults.accounted(stats) == stats.spans_started
 
 
 @pytest.mark.parametrize("delivery", ["batch", "sync_mode"])
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", faults.MODES)
 async def test_a_span_over_max_batch_bytes_is_counted_oversize_and_not_sent(
     receiver: OTLPReceiver, monkeypatch: pytest.MonkeyPatch, mode: str, delivery: str
 ) -> None:
     # README: `max_batch_bytes` is the most one request carries; "one span bigger than
     # that is dropped and counted". sync_mode sends one span per request: same bound.
-    export_timeout(monkeypatch, FAIL_FAST_MS)
+    faults.export_timeout(monkeypatch, faults.FAIL_FAST_MS)
     rollout.init(
         base_url=receiver.url,
-        api_key=KEY,
+        api_key=faults.KEY,
         console=False,
         flush_interval=60.0,
         max_batch_bytes=2_000,
@@ -238,9 +208,9 @@ async def test_a_span_over_max_batch_bytes_is_counted_oversize_and_not_sent(
         return len(await ablob(7, 10_000))
 
     assert (await ahoarder() if mode == "async" else hoarder()) == 10_000
-    assert await run(mode, 1) == expected(1)
-    assert await flush(mode, 5.0) is True
-    spans = receiver.wait_for_spans(1 + SPANS_PER_RUN)
+    assert await faults.run(mode, 1) == faults.expected(1)
+    assert await faults.flush(mode, 5.0) is True
+    spans = receiver.wait_for_spans(1 + faults.SPANS_PER_RUN)
     names = sorted(s.name for s in spans)
     prefix = "a" if mode == "async" else ""
     assert f"invoke_agent {prefix}hoarder" in names
@@ -248,9 +218,9 @@ async def test_a_span_over_max_batch_bytes_is_counted_oversize_and_not_sent(
     assert f"execute_tool {prefix}blob" not in names, (
         f"a span over max_batch_bytes was sent; dropped: {stats.dropped}"
     )
-    assert len(spans) == 1 + SPANS_PER_RUN
+    assert len(spans) == 1 + faults.SPANS_PER_RUN
     assert all(b"7" * 10_000 not in r.body for r in receiver.requests)
     assert stats.dropped["oversize"] == 1
     assert stats.dropped["queue_full"] == 0
     assert stats.spans_exported == stats.spans_started - 1
-    assert accounted(stats) == stats.spans_started
+    assert faults.accounted(stats) == stats.spans_started
