@@ -145,8 +145,9 @@ def agent(
     """Agent entry point: a fresh trace per call, input and output captured.
 
     Use it at the outermost entry point of a run. The call's spans are sent on their
-    way when it returns (without waiting on the network); errors are recorded and
-    re-raised.
+    way when it returns, without waiting on the network unless `agent_flush="wait"`
+    (the default on serverless runtimes): then it returns once they are delivered,
+    within `shutdown_timeout`. Errors are recorded and re-raised.
 
     Example:
         >>> @rollout.agent("support_agent")  # doctest: +SKIP
