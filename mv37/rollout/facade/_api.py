@@ -47,25 +47,23 @@ class ScopeFactory(Generic[T]):
 
     def _open(self) -> _Scope:
         opened = _Engine(self._options, None).open((), {})
-        entry: _Opened
         if isinstance(opened, _Scope):
+            scope: _Scope = opened
+            entry: _Opened = opened
             enter(opened)
-            scope = entry = opened
-        elif isinstance(opened, NoopScopes):
-            # Disabled: the no-op facades, without touching OTel's context.
-            entry = NOOP_SCOPES.set(opened)
-            scope = opened.trace if self._options.span_type in (AGENT, TRACE) else opened.span
         else:
-            # Nothing to record (disabled inside a scope, or no active trace): a no-op
-            # facade of the asked type, so the `with` block's code runs unchanged.
-            client = get_client()
-            span_type = self._options.span_type
-            noop = NOOP_SCOPES.get()
+            # Nothing to record: a no-op facade of the asked type, so the `with` block's
+            # code runs unchanged. Disabled: the client's no-op facades, set without
+            # touching OTel's context (or already set by an enclosing scope).
+            entry = NOOP_SCOPES.set(opened) if opened is not None else None
+            noop = opened or NOOP_SCOPES.get()
+            is_trace = self._options.span_type in (AGENT, TRACE)
             if noop is not None:
-                scope = noop.trace if span_type in (AGENT, TRACE) else noop.span
-                entry = None
-            else:
-                if span_type in (AGENT, TRACE):
+                scope = noop.trace if is_trace else noop.span
+            else:  # no active trace
+                client = get_client()
+                span_type = self._options.span_type
+                if is_trace:
                     scope = null_trace(client)
                 else:
                     scope = null_span(client, span_type, ToolCall if span_type == TOOL else Span)

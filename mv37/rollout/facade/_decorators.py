@@ -70,13 +70,16 @@ def _in_class_body(fn: Callable[..., Any]) -> bool:
 class _Params:
     """Parameter names for binding arguments by name, computed once per function.
 
-    `skip` is how many leading positional arguments are the instance (`self`/`cls`),
-    left out of the recorded arguments.
+    `instance` says where the instance (`self`/`cls`, never recorded) is: "bound" (a
+    bound method carries it, the arguments do not), "first" (a classmethod's class comes
+    first), "none" (a staticmethod), or "auto" (first, for a function defined in a class
+    body whose first parameter is `self`/`cls`). `skip` is how many leading positional
+    arguments are left out.
     """
 
     __slots__ = ("names", "skip", "varargs")
 
-    def __init__(self, fn: Callable[..., Any] | None, *, bound: bool = False) -> None:
+    def __init__(self, fn: Callable[..., Any] | None, *, instance: str = "auto") -> None:
         self.names: tuple[str, ...] = ()
         self.varargs: str | None = None
         self.skip = 0
@@ -91,11 +94,11 @@ class _Params:
         for p in sig.parameters.values():
             if p.kind is inspect.Parameter.VAR_POSITIONAL:
                 self.varargs = p.name
-        if names and (bound or (names[0] in _SELF_NAMES and _in_class_body(fn))):
-            # A bound method gets its instance from `__self__`; a method defined in a
-            # class body gets it as the first argument.
+        if instance == "auto" and names and names[0] in _SELF_NAMES and _in_class_body(fn):
+            instance = "first"
+        if names and instance in ("bound", "first"):
             names = names[1:]
-            self.skip = 0 if bound else 1
+            self.skip = 1 if instance == "first" else 0
         self.names = names
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -131,18 +134,18 @@ class _Engine:
         """Decide everything about `fn`'s calls; record into `client` (else the global)."""
         # staticmethod/classmethod objects and bound methods (`tool()(obj.method)`): the
         # function underneath names the parameters.
-        classmethod_like = isinstance(fn, classmethod)
-        target = fn.__func__ if isinstance(fn, (staticmethod, classmethod)) else fn
-        bound = inspect.ismethod(fn)
-        if bound:
-            target = fn.__func__  # type: ignore[union-attr]
+        target, instance = fn, "auto"
+        if isinstance(fn, classmethod):
+            target, instance = fn.__func__, "first"
+        elif isinstance(fn, staticmethod):
+            target, instance = fn.__func__, "none"
+        elif inspect.ismethod(fn):
+            target, instance = fn.__func__, "bound"
         self.options = options
         self.client = client
         self.name = options.name or getattr(target, "__name__", None) or options.span_type
         self.is_trace = options.span_type in TRACE_TYPES
-        self.params = _Params(target, bound=bound or classmethod_like)
-        if classmethod_like:
-            self.params.skip = 1  # the class arrives as the first argument
+        self.params = _Params(target, instance=instance)
         self.plan = plan_span(
             options.span_type,
             self.name,
