@@ -31,7 +31,7 @@ from mv37.rollout import semconv as sc
 from mv37.rollout.base._config import RolloutConfig, resolve_config
 from mv37.rollout.base._diagnostics import debug_once, internal_error
 from mv37.rollout.facade._capture import capture_event
-from mv37.rollout.facade._context import NoopScopes, current_trace, trace_in
+from mv37.rollout.facade._context import NoopScopes, current_trace
 from mv37.rollout.facade._feedback import send_identity, send_outcome
 from mv37.rollout.facade._span import Span, ToolCall
 from mv37.rollout.facade._trace import Trace
@@ -56,6 +56,7 @@ from mv37.rollout.vocabulary._ids import (
     parse_trace_id,
     reset_forced_trace_id,
 )
+from mv37.rollout.vocabulary._keys import trace_in
 
 T = TypeVar("T")
 C = TypeVar("C", bound="RolloutCore")

@@ -81,11 +81,6 @@ def current_span() -> Span | None:
     return None
 
 
-def trace_in(ctx: Context | None) -> Trace | None:
-    """The Rollout trace recorded in `ctx` (the current context when `None`)."""
-    return otel_context.get_value(TRACE_KEY, ctx)  # type: ignore[return-value]
-
-
 def context_with(
     otel_span: OTelSpan, trace: Trace, span: Span | None, base: Context | None = None
 ) -> Context:

@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Status, StatusCode
 
 from mv37.rollout.pipeline._destination import Destination, build_otlp_exporter
+from mv37.rollout.pipeline._export import EXPORTER_LOGGERS
 from mv37.rollout.pipeline._suppress import suppressed
 from mv37.rollout.vocabulary._attributes import TRACE, type_attributes
 
@@ -28,10 +29,6 @@ if TYPE_CHECKING:
     from mv37.rollout.base._config import RolloutConfig
 
 _PREFIX = "mv37.rollout check:"
-_EXPORTER_LOGGERS = (
-    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
-    "opentelemetry.exporter.otlp.common.http",
-)
 
 
 @dataclass(frozen=True)
@@ -183,7 +180,7 @@ def _send(config: RolloutConfig, destination: Destination) -> CheckResult:
     where = destination.safe_endpoint
     exporter, session = build_otlp_exporter(destination)
     quiet = _ThisThreadOnly()
-    loggers = [logging.getLogger(name) for name in _EXPORTER_LOGGERS]
+    loggers = [logging.getLogger(name) for name in EXPORTER_LOGGERS]
     for log in loggers:
         log.addFilter(quiet)
     try:

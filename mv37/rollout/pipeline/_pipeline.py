@@ -18,7 +18,7 @@ import weakref
 from collections.abc import Sequence
 
 from opentelemetry import trace as otel_trace
-from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, Context, get_value
+from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace import Span as SDKSpan
@@ -36,6 +36,7 @@ from mv37.rollout.pipeline._export import BatchExporter, ExportLog, SyncExporter
 from mv37.rollout.pipeline._privacy import PrivacyStage
 from mv37.rollout.pipeline._scrub import redactor_for
 from mv37.rollout.pipeline._stats import Counters
+from mv37.rollout.pipeline._suppress import is_suppressed
 from mv37.rollout.vocabulary._ids import RolloutIdGenerator
 from mv37.rollout.vocabulary._keys import trace_in
 
@@ -365,7 +366,7 @@ class Pipeline:
         current = threading.current_thread()
         if (
             getattr(_WAITING, "active", False)
-            or get_value(_SUPPRESS_INSTRUMENTATION_KEY)
+            or is_suppressed()
             or any(getattr(p, "_worker", None) is current for p in self._export_processors)
         ):
             self.kick()

@@ -16,7 +16,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
+from opentelemetry.context import (
+    _SUPPRESS_INSTRUMENTATION_KEY,
+    attach,
+    detach,
+    get_value,
+    set_value,
+)
 
 
 @contextmanager
@@ -27,3 +33,8 @@ def suppressed() -> Iterator[None]:
         yield
     finally:
         detach(token)
+
+
+def is_suppressed() -> bool:
+    """True inside `suppressed()`, or the SDK's own export (it sets the same flag)."""
+    return bool(get_value(_SUPPRESS_INSTRUMENTATION_KEY))
