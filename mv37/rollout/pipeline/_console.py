@@ -256,7 +256,12 @@ def _span_line(span: ReadableSpan, color: bool, *, is_root: bool = False) -> str
 def _event_lines(span: ReadableSpan, color: bool) -> list[str]:
     """Bullet lines for the span's message, feedback, signal and handled-exception events."""
     lines: list[str] = []
-    status_error = _error_text(span, _attrs(span))
+    attrs_of_span = _attrs(span)
+    # The span's status line already reports a failure or an interruption.
+    ended_reported = (
+        _error_text(span, attrs_of_span) is not None
+        or _interruption_text(span, attrs_of_span) is not None
+    )
     for event in sorted(span.events, key=lambda e: e.timestamp):
         attrs = event.attributes or {}
         if event.name == EVENT_ROLLOUT_MESSAGE:
@@ -271,8 +276,8 @@ def _event_lines(span: ReadableSpan, color: bool) -> list[str]:
             name = _shorten(attrs.get(ROLLOUT_SIGNAL_NAME, "?"))
             text = f"signal {name} = {_shorten(attrs.get(ROLLOUT_SIGNAL_VALUE, ''))}"
         elif event.name == EVENT_EXCEPTION:
-            if status_error is not None or _interruption_text(span, _attrs(span)):
-                continue  # the span's status line already reports what ended it
+            if ended_reported:
+                continue
             exc = f"{attrs.get(EXCEPTION_TYPE, '?')}: {attrs.get(EXCEPTION_MESSAGE, '')}"
             text = _style(f"exception {_shorten(exc, _ERROR_LIMIT)}", _YELLOW, color)
         else:
