@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -32,20 +32,6 @@ from mv37.rollout.testing import OTLPReceiver, ReceivedSpan
 
 SLACK = 3.0
 """Extra seconds a bounded call may take on a loaded machine (bounds only, never waits)."""
-
-
-@pytest.fixture
-def receiver() -> Iterator[OTLPReceiver]:
-    with OTLPReceiver() as server:
-        yield server
-
-
-@pytest.fixture
-def dead_url() -> str:
-    """The URL of a port nothing listens on (a receiver bound, then stopped)."""
-    server = OTLPReceiver().start()
-    server.stop()
-    return server.url
 
 
 @pytest.fixture(autouse=True)

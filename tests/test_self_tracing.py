@@ -95,12 +95,6 @@ def instrumented(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 @pytest.fixture
-def receiver() -> Iterator[OTLPReceiver]:
-    with OTLPReceiver() as server:
-        yield server
-
-
-@pytest.fixture
 def user_memory() -> InMemorySpanExporter:
     """A user's own SDK provider, installed globally, exporting into memory."""
     memory = InMemorySpanExporter()
