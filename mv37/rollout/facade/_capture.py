@@ -164,7 +164,7 @@ def capture_event(
                 **target,
             )
             return
-        trace, ended = client._target("capture_event", trace_id, external_trace_id)
+        trace, ended = client.traces.target("capture_event", trace_id, external_trace_id)
         limit = client.config.max_payload_chars
         message: dict[str, Any] | None = None
         if kind == "message":

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import weakref
-from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -34,6 +32,7 @@ from mv37.rollout.facade._capture import capture_event
 from mv37.rollout.facade._context import NoopScopes, current_trace
 from mv37.rollout.facade._feedback import send_identity, send_outcome
 from mv37.rollout.facade._span import Span, ToolCall
+from mv37.rollout.facade._targets import TraceIndex
 from mv37.rollout.facade._trace import Trace
 from mv37.rollout.facade._user import UserContext, UserFields, current_user
 from mv37.rollout.pipeline._check import CheckResult, check_destination
@@ -63,7 +62,6 @@ C = TypeVar("C", bound="RolloutCore")
 S = TypeVar("S", bound=Span)
 
 _CONTEXT_FIELDS = ("user_id", "session_id", "conversation_id", "account_id")
-_MAX_EXTERNAL_IDS = 10_000
 
 
 class RolloutCore:
@@ -98,9 +96,7 @@ class RolloutCore:
     def _setup(self, *, passive: bool) -> None:
         if self.config.debug:
             _enable_debug_logging()
-        self._external_ids: OrderedDict[str, str] = OrderedDict()
-        self._roots: OrderedDict[int, int] = OrderedDict()  # trace id -> its first span id
-        self._open: weakref.WeakValueDictionary[int, Trace] = weakref.WeakValueDictionary()
+        self.traces = TraceIndex()
         self._pipeline: Pipeline | None = None
         self.lean_start = False
         self._sample_bound: int | None = None
@@ -241,24 +237,16 @@ class RolloutCore:
         if self._sample_bound is not None and trace_id is None and parent is None:
             sampled_out, trace_id = self._presample()
             if sampled_out is not None:
-                return Trace(
-                    sampled_out,
+                return null_trace(
                     self,
                     span_type,
                     name,
+                    otel_span=sampled_out,
                     external_trace_id=external_trace_id,
-                    context_attrs={},
-                    parent=None,
                 )
         if self.config.disabled:
-            return Trace(
-                INVALID_SPAN,
-                self,
-                span_type,
-                name,
-                external_trace_id=external_trace_id,
-                context_attrs={},
-                parent=parent,
+            return null_trace(
+                self, span_type, name, external_trace_id=external_trace_id, parent=parent
             )
         try:
             limit = self.config.max_payload_chars
@@ -310,9 +298,7 @@ class RolloutCore:
             parent=parent,
         )
         if trace.is_recording:
-            if external_trace_id:
-                self._remember_external(str(external_trace_id), trace.trace_id)
-            self._remember_root(trace)
+            self.traces.remember(trace, external_trace_id)
             # The context's traits describe the context's user: an explicit, different
             # `user_id=` on this trace wins and gets none of them.
             if (
@@ -389,28 +375,6 @@ class RolloutCore:
             if token is not None:
                 reset_forced_trace_id(token)
 
-    def _remember_external(self, external: str, trace_id: str) -> None:
-        ids = self._external_ids
-        ids[external] = trace_id
-        if len(ids) > _MAX_EXTERNAL_IDS:
-            ids.popitem(last=False)
-
-    def _remember_root(self, trace: Trace) -> None:
-        context = trace.otel_span.get_span_context()
-        if context.trace_id not in self._roots:
-            self._roots[context.trace_id] = context.span_id
-            if len(self._roots) > _MAX_EXTERNAL_IDS:
-                self._roots.popitem(last=False)
-            self._open[context.trace_id] = trace
-
-    def root_span_id(self, trace_id: int) -> int | None:
-        """The span id of the outermost Rollout span this process recorded in `trace_id`."""
-        return self._roots.get(trace_id)
-
-    def trace_id_for(self, external_trace_id: str) -> str | None:
-        """The OTel trace id this process recorded for an external trace id, if known."""
-        return self._external_ids.get(external_trace_id)
-
     # -- users, feedback, signals ------------------------------------------------------
 
     def user(
@@ -440,43 +404,6 @@ class RolloutCore:
             conversation_id=conversation_id,
         )
 
-    def _target(
-        self, what: str, trace_id: str | int | None, external_trace_id: str | None
-    ) -> tuple[Trace | None, int | None]:
-        """The trace to record on: (an open trace, None) or (None, an ended trace's id).
-
-        (None, None) when there is none; a debug line says why.
-        """
-        if trace_id is None and external_trace_id is None:
-            trace = current_trace()
-            if trace is None:
-                debug_once(f"no-trace-{what}", "mv37.rollout: %s() with no active trace", what)
-            return trace, None
-        if trace_id is None and external_trace_id is not None:
-            trace_id = self.trace_id_for(str(external_trace_id))
-            if trace_id is None:
-                debug_once(
-                    f"unknown-external-{what}",
-                    "mv37.rollout: %s() for an external_trace_id this process did not record; "
-                    "pass the OTel trace_id instead",
-                    what,
-                )
-                return None, None
-        try:
-            number = parse_trace_id(trace_id) if trace_id is not None else None
-        except ValueError:
-            number = None
-        if number is None:
-            debug_once(f"bad-trace-id-{what}", "mv37.rollout: %s(): invalid trace_id", what)
-            return None, None
-        open_trace = self._open.get(number)  # the outermost Rollout trace of that OTel trace
-        if open_trace is not None and not open_trace._ended:
-            return open_trace, None
-        active = current_trace()
-        if active is not None and active.otel_span.get_span_context().trace_id == number:
-            return active, None
-        return None, number
-
     def identify_user(
         self,
         user_id: str | None = None,
@@ -491,7 +418,7 @@ class RolloutCore:
         if self.config.disabled:
             return
         try:
-            trace, ended = self._target("identify_user", trace_id, external_trace_id)
+            trace, ended = self.traces.target("identify_user", trace_id, external_trace_id)
             if trace is not None:
                 trace.identify_user(
                     user_id, traits=traits, account_id=account_id, account_traits=account_traits
@@ -563,7 +490,7 @@ class RolloutCore:
         if self.config.disabled:
             return
         try:
-            trace, ended = self._target(kind, trace_id, external_trace_id)
+            trace, ended = self.traces.target(kind, trace_id, external_trace_id)
             if trace is not None:
                 trace._outcome(kind, name, value, attributes)
             elif ended is not None:
@@ -668,10 +595,28 @@ class RolloutCore:
         return None if self._pipeline is None else self._pipeline.owned_provider
 
 
-def null_trace(client: RolloutCore) -> Trace:
-    """A non-recording trace whose methods are no-ops (no active trace, disabled)."""
+def null_trace(
+    client: RolloutCore,
+    span_type: str = "trace",
+    name: str = "",
+    *,
+    otel_span: otel_trace.Span = INVALID_SPAN,
+    external_trace_id: str | None = None,
+    parent: Trace | None = None,
+) -> Trace:
+    """A non-recording trace whose methods are no-ops: the one placeholder constructor.
+
+    For no active trace and the kill switch (`INVALID_SPAN`), and for a trace sampled out
+    before it started (a non-recording span carrying its trace id).
+    """
     return Trace(
-        INVALID_SPAN, client, "trace", "", external_trace_id=None, context_attrs={}, parent=None
+        otel_span,
+        client,
+        span_type,
+        name,
+        external_trace_id=external_trace_id,
+        context_attrs={},
+        parent=parent,
     )
 
 

@@ -63,7 +63,7 @@ def start_carrier(
     client: RolloutCore, kind: str, name: str, trace_id: int, extra: Attributes
 ) -> otel_trace.Span:
     """Start (not end) a carrier span for `kind` in the trace `trace_id`."""
-    root = client.root_span_id(trace_id)
+    root = client.traces.root_span_id(trace_id)
     attrs: Attributes = {
         sc.ROLLOUT_SPAN_TYPE: kind,
         sc.ROLLOUT_SPAN_NAME: str(name),

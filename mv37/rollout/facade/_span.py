@@ -100,6 +100,11 @@ class _Scope:
         return self._span_type
 
     @property
+    def ended(self) -> bool:
+        """True once the span ended."""
+        return self._ended
+
+    @property
     def is_recording(self) -> bool:
         """False when disabled, sampled out or without a tracer provider."""
         return self._recording

@@ -1,0 +1,93 @@
+"""Which trace a feedback, signal or identity is for: the ids this process remembers.
+
+`feedback`/`signal`/`identify_user`/`capture_event` name their trace by nothing (the
+active one), by OTel `trace_id`, or by `external_trace_id`. A trace still open here gets
+the event live; an ended one (or one from another process) gets a carrier span in the
+same OTel trace (`_feedback.py`), parented on its root when this process knows it.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections import OrderedDict
+from typing import TYPE_CHECKING
+
+from mv37.rollout.base._diagnostics import debug_once
+from mv37.rollout.facade._context import current_trace
+from mv37.rollout.vocabulary._ids import parse_trace_id
+
+if TYPE_CHECKING:
+    from mv37.rollout.facade._trace import Trace
+
+MAX_REMEMBERED = 10_000
+"""Traces whose external id and root span id are remembered, newest kept."""
+
+
+class TraceIndex:
+    """The traces one client recorded: external ids, root span ids, the open ones."""
+
+    __slots__ = ("_external_ids", "_open", "_roots")
+
+    def __init__(self) -> None:
+        self._external_ids: OrderedDict[str, str] = OrderedDict()
+        self._roots: OrderedDict[int, int] = OrderedDict()  # trace id -> its first span id
+        self._open: weakref.WeakValueDictionary[int, Trace] = weakref.WeakValueDictionary()
+
+    def remember(self, trace: Trace, external_trace_id: str | None) -> None:
+        """Note a recording trace just started (the first one per OTel trace is its root)."""
+        if external_trace_id:
+            ids = self._external_ids
+            ids[str(external_trace_id)] = trace.trace_id
+            if len(ids) > MAX_REMEMBERED:
+                ids.popitem(last=False)
+        context = trace.otel_span.get_span_context()
+        if context.trace_id not in self._roots:
+            self._roots[context.trace_id] = context.span_id
+            if len(self._roots) > MAX_REMEMBERED:
+                self._roots.popitem(last=False)
+            self._open[context.trace_id] = trace
+
+    def root_span_id(self, trace_id: int) -> int | None:
+        """The span id of the outermost Rollout span this process recorded in `trace_id`."""
+        return self._roots.get(trace_id)
+
+    def trace_id_for(self, external_trace_id: str) -> str | None:
+        """The OTel trace id this process recorded for an external trace id, if known."""
+        return self._external_ids.get(external_trace_id)
+
+    def target(
+        self, what: str, trace_id: str | int | None, external_trace_id: str | None
+    ) -> tuple[Trace | None, int | None]:
+        """The trace to record on: (an open trace, None) or (None, an ended trace's id).
+
+        (None, None) when there is none; a debug line says why.
+        """
+        if trace_id is None and external_trace_id is None:
+            trace = current_trace()
+            if trace is None:
+                debug_once(f"no-trace-{what}", "mv37.rollout: %s() with no active trace", what)
+            return trace, None
+        if trace_id is None and external_trace_id is not None:
+            trace_id = self.trace_id_for(str(external_trace_id))
+            if trace_id is None:
+                debug_once(
+                    f"unknown-external-{what}",
+                    "mv37.rollout: %s() for an external_trace_id this process did not record; "
+                    "pass the OTel trace_id instead",
+                    what,
+                )
+                return None, None
+        try:
+            number = parse_trace_id(trace_id) if trace_id is not None else None
+        except ValueError:
+            number = None
+        if number is None:
+            debug_once(f"bad-trace-id-{what}", "mv37.rollout: %s(): invalid trace_id", what)
+            return None, None
+        open_trace = self._open.get(number)  # the outermost Rollout trace of that OTel trace
+        if open_trace is not None and not open_trace.ended:
+            return open_trace, None
+        active = current_trace()
+        if active is not None and active.otel_span.get_span_context().trace_id == number:
+            return active, None
+        return None, number
