@@ -14,7 +14,6 @@ from typing import Any, TypeVar
 from opentelemetry import trace as otel_trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
 from opentelemetry.trace import (
     INVALID_SPAN,
     Link,
@@ -52,8 +51,10 @@ from mv37.rollout.vocabulary._fastattrs import set_clean_attributes
 from mv37.rollout.vocabulary._ids import (
     RolloutIdGenerator,
     force_trace_id,
+    keeps_trace,
     parse_trace_id,
     reset_forced_trace_id,
+    sampling_bound,
 )
 from mv37.rollout.vocabulary._keys import trace_in
 
@@ -114,7 +115,7 @@ class RolloutCore:
             self._pipeline.owned_provider is not None and not self.config.span_processors
         )
         if self._pipeline.owned_provider is not None and self.config.sample_rate < 1.0:
-            self._sample_bound = TraceIdRatioBased.get_bound_for_rate(self.config.sample_rate)
+            self._sample_bound = sampling_bound(self.config.sample_rate)
 
     def __repr__(self) -> str:
         c = self.config
@@ -328,7 +329,7 @@ class RolloutCore:
         ids = self._ids
         trace_id = ids.generate_trace_id()
         bound = self._sample_bound
-        if bound is not None and (trace_id & TraceIdRatioBased.TRACE_ID_LIMIT) >= bound:
+        if bound is not None and not keeps_trace(trace_id, bound):
             if self._pipeline is not None:
                 self._pipeline.counters.drop("sampled_out")
             context = SpanContext(trace_id, ids.generate_span_id(), False, TraceFlags(0))

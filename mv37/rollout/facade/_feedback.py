@@ -22,13 +22,18 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace as otel_trace
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
 from mv37.rollout import semconv as sc
 from mv37.rollout.vocabulary import _events
 from mv37.rollout.vocabulary._attributes import Attributes
-from mv37.rollout.vocabulary._ids import RolloutIdGenerator, force_trace_id, reset_forced_trace_id
+from mv37.rollout.vocabulary._ids import (
+    RolloutIdGenerator,
+    force_trace_id,
+    keeps_trace,
+    reset_forced_trace_id,
+    sampling_bound,
+)
 
 if TYPE_CHECKING:
     from mv37.rollout.facade._client import RolloutCore
@@ -39,8 +44,7 @@ _ANNOTATION = sc.TRACE_ANNOTATIONS + ".0.annotation."
 
 def _sampled(client: RolloutCore, trace_id: int) -> bool:
     """The ratio sampler's decision for `trace_id` (what the trace itself got)."""
-    bound = TraceIdRatioBased.get_bound_for_rate(client.config.sample_rate)
-    return (trace_id & TraceIdRatioBased.TRACE_ID_LIMIT) < bound
+    return keeps_trace(trace_id, sampling_bound(client.config.sample_rate))
 
 
 def annotation_attributes(kind: str, name: str, value: object) -> Attributes:

@@ -6,6 +6,7 @@ import contextvars
 import re
 
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
 
 _forced_trace_id: contextvars.ContextVar[int | None] = contextvars.ContextVar(
     "mv37_rollout_forced_trace_id", default=None
@@ -96,3 +97,20 @@ def force_span_id(span_id: int | None) -> contextvars.Token[int | None]:
 def reset_forced_span_id(token: contextvars.Token[int | None]) -> None:
     """Undo `force_span_id`."""
     _forced_span_id.reset(token)
+
+
+def sampling_bound(rate: float) -> int:
+    """The trace-id bound below which a trace is kept at `rate` (OTel's ratio sampler's)."""
+    return TraceIdRatioBased.get_bound_for_rate(rate)
+
+
+def keeps_trace(trace_id: int, bound: int) -> bool:
+    """The sampling decision: a function of the trace id alone, so it is the same for the
+    sampler of our provider (`TraceIdRatioBased`, the same arithmetic), for a root
+    presampled before it starts, and for feedback that arrives after the trace ended.
+
+    Example:
+        >>> keeps_trace(0x1, sampling_bound(0.5)), keeps_trace(2**64 - 1, sampling_bound(0.5))
+        (True, False)
+    """
+    return (trace_id & TraceIdRatioBased.TRACE_ID_LIMIT) < bound
