@@ -18,6 +18,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import INVALID_SPAN, set_span_in_context
 from opentelemetry.trace import Span as OTelSpan
 
+from mv37.rollout.base._diagnostics import internal_error
 from mv37.rollout.vocabulary._keys import SPAN_KEY, TRACE_KEY
 
 if TYPE_CHECKING:
@@ -96,6 +97,29 @@ def context_with(
     values[TRACE_KEY] = trace
     values[SPAN_KEY] = span
     return Context(values)
+
+
+def attach_scope(otel_span: OTelSpan, trace: Trace, span: Span | None) -> object | None:
+    """Make a scope current (`context_with`); the token, or None when that failed.
+
+    The one guard around attaching: a failure is an internal error (logged once,
+    counted), never the user's.
+    """
+    try:
+        return otel_context.attach(context_with(otel_span, trace, span))
+    except Exception as exc:
+        internal_error("attach context", exc)
+        return None
+
+
+def detach_scope(token: object | None) -> None:
+    """Undo `attach_scope` (nothing for None); a failure is an internal error."""
+    if token is None:
+        return
+    try:
+        otel_context.detach(token)  # type: ignore[arg-type]
+    except Exception as exc:
+        internal_error("detach context", exc)
 
 
 def bind_context(fn: Callable[P, R]) -> Callable[P, R]:

@@ -14,13 +14,12 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry import context as otel_context
 from opentelemetry.trace import Span as OTelSpan
 from opentelemetry.trace import Status, StatusCode
 
 from mv37.rollout import semconv as sc
 from mv37.rollout.base._diagnostics import internal_error
-from mv37.rollout.facade._context import context_with
+from mv37.rollout.facade._context import attach_scope, detach_scope
 from mv37.rollout.vocabulary import _events
 from mv37.rollout.vocabulary._attributes import (
     LLM,
@@ -127,19 +126,11 @@ class _Scope:
                 self._set(message_attributes(self._otel, direction, value, limit))
 
     def _attach(self, trace: Trace, span: Span | None) -> None:
-        try:
-            self._token = otel_context.attach(context_with(self._otel, trace, span))
-        except Exception as exc:
-            internal_error("attach context", exc)
+        self._token = attach_scope(self._otel, trace, span)
 
     def _detach(self) -> None:
         token, self._token = self._token, None
-        if token is None:
-            return
-        try:
-            otel_context.detach(token)  # type: ignore[arg-type]
-        except Exception as exc:
-            internal_error("detach context", exc)
+        detach_scope(token)
 
     def _mark_error(self, exc: BaseException | str) -> None:
         if not self._recording or self._ended:

@@ -44,10 +44,8 @@ from collections.abc import Mapping
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final, cast
 
-from opentelemetry import context as otel_context
-
 from mv37.rollout.base._diagnostics import internal_error
-from mv37.rollout.facade._context import context_with
+from mv37.rollout.facade._context import attach_scope, detach_scope
 from mv37.rollout.facade._current import get_client
 from mv37.rollout.facade._span import Span, ToolCall
 from mv37.rollout.integrations._agents_mapping import describe, error_message, otel_name, record_end
@@ -153,12 +151,11 @@ class RolloutAgentsProcessor:
             cls = ToolCall if span_type == TOOL else Span
             token = None
             if parent is not None:  # an explicit parent: callbacks may come from any task
-                token = otel_context.attach(context_with(parent[0].otel_span, trace, parent[0]))
+                token = attach_scope(parent[0].otel_span, trace, parent[0])
             try:
                 ours = trace.start_child(cls, plan)
             finally:
-                if token is not None:
-                    otel_context.detach(token)
+                detach_scope(token)
             with self._lock:
                 self._spans[span.span_id] = (ours, span.trace_id)
         except Exception as exc:

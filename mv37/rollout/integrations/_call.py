@@ -17,12 +17,10 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from opentelemetry import context as otel_context
-
 from mv37.rollout import semconv as sc
 from mv37.rollout.base._diagnostics import internal_error
 from mv37.rollout.base._types import UsageDict
-from mv37.rollout.facade._context import context_with, current_trace
+from mv37.rollout.facade._context import attach_scope, current_trace, detach_scope
 from mv37.rollout.facade._current import get_client
 from mv37.rollout.facade._span import is_error
 from mv37.rollout.integrations._streams import wrap_manager, wrap_stream
@@ -281,19 +279,11 @@ class LLMCall:
         self.finish(None, error=exc)
 
     def _attach(self) -> object:
-        try:
-            span = self.span
-            return otel_context.attach(context_with(span.otel_span, span.trace, span))
-        except Exception as exc:
-            internal_error("attach llm span", exc)
-            return None
+        span = self.span
+        return attach_scope(span.otel_span, span.trace, span)
 
     def _detach(self, token: object) -> None:
-        if token is not None:
-            try:
-                otel_context.detach(token)  # type: ignore[arg-type]
-            except Exception as exc:
-                internal_error("detach llm span", exc)
+        detach_scope(token)
 
     # -- end ----------------------------------------------------------------------------
 
