@@ -70,7 +70,8 @@ class _ThisThreadOnly(logging.Filter):
 
 def _diagnostic_spans(config: RolloutConfig) -> tuple[list[ReadableSpan], str]:
     from mv37.rollout.base._version import __version__
-    from mv37.rollout.pipeline._pipeline import SCOPE, _resource
+    from mv37.rollout.pipeline._pipeline import _resource
+    from mv37.rollout.pipeline._processors import SCOPE
 
     memory = InMemorySpanExporter()
     provider = TracerProvider(resource=_resource(config), shutdown_on_exit=False)

@@ -1,4 +1,4 @@
-"""Provider policy and span processors: where Rollout spans go.
+"""Provider policy and composition: where Rollout spans go, through what.
 
 - `tracer_provider=` given: emit through it, install nothing global.
 - An SDK provider already installed globally: emit through it and add our processors;
@@ -15,13 +15,10 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Sequence
 
 from opentelemetry import trace as otel_trace
-from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace import Span as SDKSpan
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import Tracer
@@ -34,146 +31,19 @@ from mv37.rollout.pipeline._console import ConsoleTreeProcessor
 from mv37.rollout.pipeline._destination import Destination, build_otlp_exporter
 from mv37.rollout.pipeline._export import BatchExporter, ExportLog, SyncExporter
 from mv37.rollout.pipeline._privacy import PrivacyStage
+from mv37.rollout.pipeline._processors import (
+    SCOPE,
+    ContextStampProcessor,
+    ProcessorHub,
+    RolloutSpansOnly,
+)
 from mv37.rollout.pipeline._scrub import redactor_for
 from mv37.rollout.pipeline._stats import Counters
 from mv37.rollout.pipeline._suppress import is_suppressed
 from mv37.rollout.vocabulary._ids import RolloutIdGenerator
-from mv37.rollout.vocabulary._keys import trace_in
 
-SCOPE = "mv37.rollout"
-
-
-class ContextStampProcessor(SpanProcessor):
-    """Counts the spans we will export and copies trace context onto foreign ones.
-
-    Our own spans get the trace-level attributes (user, session, agent, ...) when they
-    start; this covers spans of other instrumentations started inside a Rollout trace,
-    so filtering by user or session in a backend finds them too. On a provider we own
-    every span is exported, so every span counts as started; on someone else's, only
-    spans of Rollout traces do.
-    """
-
-    def __init__(self, counters: Counters, *, count_all: bool) -> None:
-        self._counters = counters
-        self._count_all = count_all
-
-    def on_start(self, span: SDKSpan, parent_context: Context | None = None) -> None:
-        """Count the span; stamp the active trace's context attributes on a foreign one."""
-        try:
-            scope = span.instrumentation_scope
-            if scope is not None and scope.name == SCOPE:
-                self._counters.add_started()
-                return
-            trace = trace_in(parent_context)
-            if trace is not None or self._count_all:
-                self._counters.add_started()
-            if trace is not None and trace.context_attributes:
-                span.set_attributes(trace.context_attributes)
-        except Exception as exc:
-            internal_error("stamp foreign span", exc)
-
-    def on_end(self, span: ReadableSpan) -> None:
-        """Nothing to do at end."""
-
-    def shutdown(self) -> None:
-        """Nothing to release."""
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Nothing buffered."""
-        return True
-
-
-class RolloutSpansOnly(SpanProcessor):
-    """Forwards to `inner` only the spans that belong to Rollout traces.
-
-    Used for our export processors on a provider someone else installed: their other
-    spans are theirs to export. A span belongs to a Rollout trace when it comes from our
-    scope or starts while a Rollout trace is active.
-    """
-
-    def __init__(self, inner: SpanProcessor) -> None:
-        self._inner = inner
-        self._members: set[int] = set()
-
-    def on_start(self, span: SDKSpan, parent_context: Context | None = None) -> None:
-        """Remember Rollout spans; let the inner processor see them start."""
-        scope = span.instrumentation_scope
-        if (scope is not None and scope.name == SCOPE) or trace_in(parent_context) is not None:
-            self._members.add(span.context.span_id)
-            self._inner.on_start(span, parent_context)
-
-    def on_end(self, span: ReadableSpan) -> None:
-        """Forward the span when it belongs to a Rollout trace."""
-        ctx = span.context
-        if ctx is not None and ctx.span_id in self._members:
-            self._members.discard(ctx.span_id)
-            self._inner.on_end(span)
-
-    def shutdown(self) -> None:
-        """Shut the inner processor down."""
-        self._inner.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Flush the inner processor."""
-        return self._inner.force_flush(timeout_millis)
-
-
-class ProcessorHub(SpanProcessor):
-    """The one processor we add to a provider we do not own, whatever the `init()` count.
-
-    OTel providers cannot remove a processor, so each client swaps its processors in
-    here and takes them out at shutdown; re-running `init()` does not pile them up.
-    """
-
-    def __init__(self) -> None:
-        self._processors: tuple[SpanProcessor, ...] = ()
-        self._lock = threading.Lock()
-
-    @classmethod
-    def on(cls, provider: TracerProvider) -> ProcessorHub:
-        """The hub attached to `provider`, attached now if it has none."""
-        with _HUB_LOCK:
-            hub = _HUBS.get(provider)
-            if hub is None:
-                hub = _HUBS[provider] = cls()
-                provider.add_span_processor(hub)
-            return hub
-
-    def replace(self, old: Sequence[SpanProcessor], new: Sequence[SpanProcessor]) -> None:
-        """Take `old` out (if present) and put `new` in."""
-        with self._lock:
-            kept = [p for p in self._processors if not any(p is o for o in old)]
-            self._processors = (*kept, *new)
-
-    def on_start(self, span: SDKSpan, parent_context: Context | None = None) -> None:
-        """Forward to the current processors."""
-        for processor in self._processors:
-            processor.on_start(span, parent_context)
-
-    def on_end(self, span: ReadableSpan) -> None:
-        """Forward to the current processors."""
-        for processor in self._processors:
-            processor.on_end(span)
-
-    def shutdown(self) -> None:
-        """The provider is shutting down: shut the current processors down."""
-        with self._lock:
-            processors, self._processors = self._processors, ()
-        for processor in processors:
-            processor.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Flush the current processors."""
-        ok = True
-        for processor in self._processors:
-            ok = processor.force_flush(timeout_millis) and ok
-        return ok
-
-
-_HUB_LOCK = threading.Lock()
 _WAITING = threading.local()
 """`active` while this thread waits in `Pipeline.wait_for_delivery`."""
-_HUBS: weakref.WeakKeyDictionary[TracerProvider, ProcessorHub] = weakref.WeakKeyDictionary()
 
 
 def _resource(config: RolloutConfig) -> Resource:
@@ -210,8 +80,9 @@ class Pipeline:
         self.config = config
         self.destination = destination
         self.counters = Counters()
+        self.redactor = redactor_for(config)
         self.privacy = PrivacyStage(
-            redactor_for(config),
+            self.redactor,
             self.counters,
             scrubber=config.scrubber,
             before_send=config.before_send,
@@ -279,7 +150,7 @@ class Pipeline:
             ContextStampProcessor(self.counters, count_all=owned or config.export_all_spans)
         ]
         if config.console is True or (owned and config.console_enabled):
-            redactor = redactor_for(config)
+            redactor = self.redactor
             scrub = (lambda text: redactor.text(text)[0]) if redactor.active else None
             processors.append(ConsoleTreeProcessor(scrub=scrub))
         # Our destination's exporter reports its retries and failures our way (one warning
