@@ -9,10 +9,11 @@ classmethods and staticmethods (apply it outside `@classmethod`/`@staticmethod`)
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from contextvars import ContextVar, Token
+from contextvars import Token
 from types import TracebackType
 from typing import Any, Generic, TypeVar, overload
 
+from mv37.rollout.base._reentrant import Entries
 from mv37.rollout.facade._client import null_span, null_trace
 from mv37.rollout.facade._context import NOOP_SCOPES, NoopScopes
 from mv37.rollout.facade._current import get_client
@@ -27,9 +28,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 # factory object entered from several tasks at once keeps each caller's scope apart. With
 # the kill switch on, the entry holds the token that set the no-op facades instead.
 _Opened = _Scope | Token[NoopScopes | None] | None
-_open_scopes: ContextVar[tuple[tuple[object, _Opened], ...]] = ContextVar(
-    "mv37_rollout_open_scopes", default=()
-)
+_open_scopes: Entries[_Opened] = Entries("mv37_rollout_open_scopes")
 T = TypeVar("T", bound=_Scope)
 
 
@@ -69,7 +68,7 @@ class ScopeFactory(Generic[T]):
                     scope = null_span(client, span_type, ToolCall if span_type == TOOL else Span)
                 enter(scope)
                 entry = scope
-        _open_scopes.set((*_open_scopes.get(), (self, entry)))
+        _open_scopes.push(self, entry)
         return scope
 
     def __enter__(self) -> T:
@@ -81,16 +80,14 @@ class ScopeFactory(Generic[T]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        opened = _open_scopes.get()
-        for index in range(len(opened) - 1, -1, -1):
-            factory, entry = opened[index]
-            if factory is self:
-                _open_scopes.set(opened[:index] + opened[index + 1 :])
-                if isinstance(entry, _Scope):
-                    entry.__exit__(exc_type, exc, tb)
-                elif entry is not None:
-                    NOOP_SCOPES.reset(entry)
-                return
+
+        def finish(entry: _Opened) -> None:
+            if isinstance(entry, _Scope):
+                entry.__exit__(exc_type, exc, tb)
+            elif entry is not None:
+                NOOP_SCOPES.reset(entry)
+
+        _open_scopes.close(self, finish)
 
     async def __aenter__(self) -> T:
         return self._open()  # type: ignore[return-value]

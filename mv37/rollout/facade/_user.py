@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+from mv37.rollout.base._reentrant import Entries
+
 _FIELDS = ("user_id", "traits", "account_id", "account_traits", "session_id", "conversation_id")
 
 
@@ -46,9 +48,7 @@ _CURRENT: contextvars.ContextVar[UserFields | None] = contextvars.ContextVar(
 )
 
 
-_ENTERED: contextvars.ContextVar[
-    tuple[tuple[UserContext, contextvars.Token[UserFields | None]], ...]
-] = contextvars.ContextVar("mv37_rollout_user_entered", default=())
+_ENTERED: Entries[contextvars.Token[UserFields | None]] = Entries("mv37_rollout_user_entered")
 
 
 def current_user() -> UserFields | None:
@@ -91,8 +91,7 @@ class UserContext:
         return f"UserContext({set_fields})"
 
     def __enter__(self) -> UserContext:
-        token = _CURRENT.set(self.fields.over(_CURRENT.get()))
-        _ENTERED.set((*_ENTERED.get(), (self, token)))
+        _ENTERED.push(self, _CURRENT.set(self.fields.over(_CURRENT.get())))
         return self
 
     def __exit__(
@@ -101,13 +100,7 @@ class UserContext:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        entered = _ENTERED.get()
-        for index in range(len(entered) - 1, -1, -1):
-            owner, token = entered[index]
-            if owner is self:
-                _ENTERED.set(entered[:index] + entered[index + 1 :])
-                _CURRENT.reset(token)
-                return
+        _ENTERED.close(self, _CURRENT.reset)
 
     async def __aenter__(self) -> UserContext:
         return self.__enter__()
