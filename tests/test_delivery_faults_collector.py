@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, TypeVar
 import pytest
 
 import mv37.rollout as rollout
-from mv37.rollout.pipeline._export import BatchExporter
+from mv37.rollout.pipeline._queue import QueueProcessor
 from mv37.rollout.testing import OTLPReceiver
 
 if TYPE_CHECKING:
@@ -58,10 +58,10 @@ def run_bounded(target: Callable[[], T], bound: float) -> T:
     return result
 
 
-def batch_exporter() -> BatchExporter:
+def queue_processor() -> QueueProcessor:
     pipeline = rollout.get_client()._pipeline
     assert pipeline is not None
-    [exporter] = [p for p in pipeline.processors if isinstance(p, BatchExporter)]
+    [exporter] = [p for p in pipeline.processors if isinstance(p, QueueProcessor)]
     return exporter
 
 
@@ -113,7 +113,7 @@ async def test_collector_down_flush_and_shutdown_are_bounded_while_the_exporter_
         flush_interval=60.0,
         shutdown_timeout=shutdown_timeout,
     )
-    exporter = batch_exporter()
+    exporter = queue_processor()
     assert await faults.run(mode, 1) == faults.expected(1)  # its batch goes out and starts retrying
     if mode == "async":
         flushed = await asyncio.wait_for(rollout.aflush(timeout=0.3), 0.3 + SLACK)
@@ -347,7 +347,7 @@ async def test_shutdown_with_a_stalled_collector_is_bounded_and_counts_the_unsen
         flush_interval=60.0,
         shutdown_timeout=shutdown_timeout,
     )
-    exporter = batch_exporter()
+    exporter = queue_processor()
     latch = receiver.stall()
     try:
         assert await faults.run(mode, 0) == faults.expected(0)

@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace import Span as SDKSpan
 
 import mv37.rollout as rollout
 from mv37.rollout import semconv as sc
-from mv37.rollout.pipeline._export import estimate_size
+from mv37.rollout.pipeline._queue import estimate_size
 from mv37.rollout.testing import OTLPReceiver
 
 if TYPE_CHECKING:

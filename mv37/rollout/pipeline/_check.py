@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Status, StatusCode
 
 from mv37.rollout.pipeline._destination import Destination, build_otlp_exporter
-from mv37.rollout.pipeline._export import EXPORTER_LOGGERS
+from mv37.rollout.pipeline._exporters import EXPORTER_LOGGERS
 from mv37.rollout.pipeline._suppress import suppressed
 from mv37.rollout.vocabulary._attributes import TRACE, type_attributes
 

@@ -29,16 +29,24 @@ from mv37.rollout.base._diagnostics import debug_once, internal_error, logger
 from mv37.rollout.base._version import __version__
 from mv37.rollout.pipeline._console import ConsoleTreeProcessor
 from mv37.rollout.pipeline._destination import Destination, build_otlp_exporter
-from mv37.rollout.pipeline._export import BatchExporter, ExportLog, SyncExporter
+from mv37.rollout.pipeline._exporters import (
+    CountingExporter,
+    ExportLog,
+    PrivacyExporter,
+    QuietLogExporter,
+    SuppressingExporter,
+)
 from mv37.rollout.pipeline._privacy import PrivacyStage
 from mv37.rollout.pipeline._processors import (
     SCOPE,
     ContextStampProcessor,
     ProcessorHub,
     RolloutSpansOnly,
+    SyncProcessor,
 )
+from mv37.rollout.pipeline._queue import QueueProcessor
 from mv37.rollout.pipeline._scrub import redactor_for
-from mv37.rollout.pipeline._stats import Counters
+from mv37.rollout.pipeline._stats import Counters, InFlight
 from mv37.rollout.pipeline._suppress import is_suppressed
 from mv37.rollout.vocabulary._ids import RolloutIdGenerator
 
@@ -177,25 +185,25 @@ class Pipeline:
 
     def _export_processor(self, exporter: SpanExporter, log: ExportLog | None) -> SpanProcessor:
         config = self.config
+        flight = InFlight()
+        chain = export_chain(exporter, self.counters, self.privacy, log, flight)
         if config.sync_mode:
-            return SyncExporter(
-                exporter,
+            return SyncProcessor(
+                chain,
                 self.counters,
-                self.privacy,
+                flight,
                 max_bytes=min(config.max_batch_bytes, config.max_queue_bytes),
-                log=log,
             )
-        return BatchExporter(
-            exporter,
+        return QueueProcessor(
+            chain,
             self.counters,
-            privacy=self.privacy,
+            flight,
             max_queue_events=config.max_queue_events,
             max_queue_bytes=config.max_queue_bytes,
             max_batch_events=config.max_batch_events,
             max_batch_bytes=config.max_batch_bytes,
             flush_interval=config.flush_interval,
             shutdown_timeout=config.shutdown_timeout,
-            log=log,
         )
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -203,7 +211,7 @@ class Pipeline:
     def kick(self) -> None:
         """Start exporting what is queued, without waiting for it."""
         for processor in self._export_processors:
-            if isinstance(processor, BatchExporter):
+            if isinstance(processor, QueueProcessor):
                 processor.kick()
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -279,6 +287,32 @@ class Pipeline:
                 processor.shutdown()
             except Exception as exc:
                 internal_error("shutdown", exc)
+
+
+def export_chain(
+    exporter: SpanExporter,
+    counters: Counters,
+    privacy: PrivacyStage,
+    log: ExportLog | None,
+    flight: InFlight,
+) -> SpanExporter:
+    """The exporter an export processor hands its spans to: the pipeline after the queue.
+
+        privacy → counting → quiet log → suppression → `exporter`
+
+    Privacy: default scrubbing, `scrubber`, `before_send` (left out when it can change
+    nothing). Counting: exported and failed spans, each landed from `flight`. Quiet log:
+    the exporter's warnings become one per client (only with `log`: our destination's
+    exporter; the user's exporters log as they were set up to). Suppression: our POSTs
+    never become spans. Built from the exporter outwards.
+    """
+    chain: SpanExporter = SuppressingExporter(exporter)
+    if log is not None:
+        chain = QuietLogExporter(chain, log)
+    chain = CountingExporter(chain, counters, flight)
+    if privacy.active:
+        chain = PrivacyExporter(chain, privacy, flight)
+    return chain
 
 
 def _after_fork_in_child(ref: weakref.ref[Pipeline]) -> None:

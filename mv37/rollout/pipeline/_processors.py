@@ -1,8 +1,9 @@
 """The small span processors a client adds to a provider, beside its export processors.
 
 `ContextStampProcessor` counts started spans and stamps trace context on foreign spans,
-`RolloutSpansOnly` narrows an export processor to Rollout traces on someone else's
-provider, and `ProcessorHub` is the one processor we ever add to such a provider.
+`SyncProcessor` is `sync_mode`'s export processor (the queue's twin), `RolloutSpansOnly`
+narrows an export processor to Rollout traces on someone else's provider, and
+`ProcessorHub` is the one processor we ever add to such a provider.
 Whether a span belongs to a Rollout trace is decided once, by `in_rollout_trace`.
 """
 
@@ -15,9 +16,11 @@ from collections.abc import Sequence
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace import Span as SDKSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from mv37.rollout.base._diagnostics import internal_error
-from mv37.rollout.pipeline._stats import Counters
+from mv37.rollout.pipeline._queue import ExportProcessor, estimate_size
+from mv37.rollout.pipeline._stats import Counters, InFlight
 from mv37.rollout.vocabulary._keys import trace_in
 
 SCOPE = "mv37.rollout"
@@ -71,6 +74,57 @@ class ContextStampProcessor(SpanProcessor):
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Nothing buffered."""
         return True
+
+
+class SyncProcessor(ExportProcessor):
+    """`sync_mode`: hand each span to `exporter` (the chain) in the calling thread as it ends.
+
+    A span larger than `max_bytes` (the smaller of `max_batch_bytes` and
+    `max_queue_bytes`, as for the queue) is dropped and counted `oversize`; one that ends
+    after `shutdown` is counted `shutdown`. Not the SDK's `SimpleSpanProcessor`: it
+    discards the export's result, which `force_flush` reports here (False once after a
+    failed export), and logs a warning for each span after shutdown instead of counting
+    it. The suppression it sets is the chain's last link.
+    """
+
+    def __init__(
+        self,
+        exporter: SpanExporter,
+        counters: Counters,
+        flight: InFlight,
+        *,
+        max_bytes: int | None = None,
+    ) -> None:
+        self._max_bytes = max_bytes
+        self._shut = False
+        self._failed = False  # an export failed since the last force_flush
+        super().__init__(exporter, counters, flight)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        """Export `span` now."""
+        if self._shut:
+            self._counters.drop("shutdown")
+            return
+        context = span.context
+        if context is None or not context.trace_flags.sampled:
+            return
+        if self._max_bytes is not None and estimate_size(span) > self._max_bytes:
+            self._counters.drop("oversize")
+            return
+        self._flight.take(1)
+        if self._exporter.export((span,)) is not SpanExportResult.SUCCESS:
+            self._failed = True
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Stop exporting and release the exporter."""
+        if not self._shut:
+            self._shut = True
+            self._exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Nothing is queued: False once if an export failed since the last flush."""
+        failed, self._failed = self._failed, False
+        return not failed
 
 
 class RolloutSpansOnly(SpanProcessor):

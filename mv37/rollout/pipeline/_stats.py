@@ -135,6 +135,36 @@ class Counters:
         )
 
 
+class InFlight:
+    """Spans one export processor has handed to its exporter chain whose export has not ended.
+
+    The processor raises it (`take`) as spans leave its hands; the chain lowers it
+    (`land`) as it counts them elsewhere: dropped by the privacy stage, exported or
+    failed. So at any moment each span is counted in exactly one place (give or take the
+    instant between counting it elsewhere and landing it).
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Nothing in flight, a fresh lock (a forked child: the parent's exports are not
+        its own, and a thread of the parent's may have held the lock at the fork)."""
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def take(self, count: int) -> None:
+        """`count` more spans are being exported."""
+        with self._lock:
+            self.count += count
+
+    def land(self, count: int) -> None:
+        """`count` spans are counted elsewhere now."""
+        if count:
+            with self._lock:
+                self.count -= count
+
+
 class _QueueLength(Protocol):
     """Anything with `queued()` and `in_flight()` span counts (the export processors)."""
 
