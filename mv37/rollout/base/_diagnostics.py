@@ -72,3 +72,12 @@ def reset_diagnostics() -> None:
     with _lock:
         _seen.clear()
         _counts.clear()
+
+
+def enable_debug_logging() -> None:
+    """`debug=True`: the `mv37.rollout` logger at DEBUG, with a stderr handler if it has none."""
+    logger.setLevel(logging.DEBUG)
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)

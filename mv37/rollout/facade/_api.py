@@ -14,12 +14,11 @@ from types import TracebackType
 from typing import Any, Generic, TypeVar, overload
 
 from mv37.rollout.base._reentrant import Entries
-from mv37.rollout.facade._client import null_span, null_trace
 from mv37.rollout.facade._context import NOOP_SCOPES, NoopScopes
 from mv37.rollout.facade._current import get_client
 from mv37.rollout.facade._decorators import ScopeOptions, _Engine, enter, instrument
 from mv37.rollout.facade._span import Span, ToolCall, _Scope
-from mv37.rollout.facade._trace import Trace
+from mv37.rollout.facade._trace import Trace, null_span, null_trace
 from mv37.rollout.vocabulary._attributes import AGENT, TASK, TOOL, TRACE
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -12,57 +12,41 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from opentelemetry import trace as otel_trace
-from opentelemetry.context import Context
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import (
     INVALID_SPAN,
-    Link,
-    NonRecordingSpan,
-    SpanContext,
-    SpanKind,
-    TraceFlags,
     Tracer,
 )
 
 from mv37.rollout import semconv as sc
 from mv37.rollout.base._config import RolloutConfig, resolve_config
-from mv37.rollout.base._diagnostics import debug_once, internal_error
+from mv37.rollout.base._diagnostics import debug_once, enable_debug_logging, internal_error
 from mv37.rollout.facade._capture import capture_event
 from mv37.rollout.facade._context import NoopScopes, current_trace
-from mv37.rollout.facade._feedback import send_identity, send_outcome
+from mv37.rollout.facade._feedback import record_identity, record_outcome
+from mv37.rollout.facade._roots import presample, start_root_span, trace_context
 from mv37.rollout.facade._span import Span, ToolCall
 from mv37.rollout.facade._targets import TraceIndex
-from mv37.rollout.facade._trace import Trace
-from mv37.rollout.facade._user import UserContext, UserFields, current_user
+from mv37.rollout.facade._trace import Trace, null_span, null_trace
+from mv37.rollout.facade._user import UserContext, UserFields
 from mv37.rollout.pipeline._check import CheckResult, check_destination
 from mv37.rollout.pipeline._destination import Destination, resolve_destination
 from mv37.rollout.pipeline._pipeline import Pipeline
 from mv37.rollout.pipeline._stats import Counters, RolloutStats
 from mv37.rollout.vocabulary._attributes import (
-    AGENT,
     Attributes,
-    context_attributes,
     span_name,
-    start_attributes,
     type_attributes,
     user_attributes,
 )
-from mv37.rollout.vocabulary._fastattrs import set_clean_attributes
 from mv37.rollout.vocabulary._ids import (
     RolloutIdGenerator,
-    force_trace_id,
-    keeps_trace,
-    parse_trace_id,
-    reset_forced_trace_id,
     sampling_bound,
 )
-from mv37.rollout.vocabulary._keys import trace_in
 
 T = TypeVar("T")
 C = TypeVar("C", bound="RolloutCore")
 S = TypeVar("S", bound=Span)
-
-_CONTEXT_FIELDS = ("user_id", "session_id", "conversation_id", "account_id")
 
 
 class RolloutCore:
@@ -96,7 +80,7 @@ class RolloutCore:
 
     def _setup(self, *, passive: bool) -> None:
         if self.config.debug:
-            _enable_debug_logging()
+            enable_debug_logging()
         self.traces = TraceIndex()
         self._pipeline: Pipeline | None = None
         self.lean_start = False
@@ -235,8 +219,9 @@ class RolloutCore:
         """Start a trace of `span_type` ("agent" or "trace"); not yet current."""
         parent = current_trace()
         user: UserFields | None = None
+        user_id_of_trace: str | None = None
         if self._sample_bound is not None and trace_id is None and parent is None:
-            sampled_out, trace_id = self._presample()
+            sampled_out, trace_id = presample(self._ids, self._sample_bound, self._pipeline)
             if sampled_out is not None:
                 return null_trace(
                     self,
@@ -251,41 +236,33 @@ class RolloutCore:
             )
         try:
             limit = self.config.max_payload_chars
-            fields: dict[str, Any] = {
-                "user_id": user_id,
-                "session_id": session_id,
-                "conversation_id": conversation_id,
-            }
-            extra_user: dict[str, Any] = dict(attributes or {})
-            for key, value in (context or {}).items():
-                if key in _CONTEXT_FIELDS:
-                    fields[key] = fields.get(key) or value
-                else:
-                    extra_user[key] = value
-            user = current_user()
-            if user is not None:
-                for key in _CONTEXT_FIELDS:
-                    if fields.get(key) is None:
-                        fields[key] = getattr(user, key)
-            agent: str | None
-            if span_type == AGENT:
-                agent = agent_name or name
-            else:
-                agent = agent_name or self.config.agent_name
-            own = context_attributes(
-                agent_name=agent,
-                agent_id=self.config.agent_id,
-                agent_version=self.config.agent_version,
-                **fields,
+            about = trace_context(
+                self.config,
+                span_type,
+                name,
+                agent_name=agent_name,
+                user_id=user_id,
+                session_id=session_id,
+                conversation_id=conversation_id,
+                context=context,
+                attributes=attributes,
             )
+            own, user, user_id_of_trace = about.own, about.user, about.user_id
             ctx_attrs = {**parent.context_attributes, **own} if parent is not None else own
             attrs: Attributes = {**ctx_attrs, **type_attributes(span_type, name)}
             if external_trace_id:
                 attrs[sc.ROLLOUT_TRACE_EXTERNAL_ID] = str(external_trace_id)
-            attrs.update(user_attributes(extra_user, limit))
+            attrs.update(user_attributes(about.extra, limit))
             if extra:
                 attrs.update(extra)
-            otel_span = self._start_trace_span(span_type, name, attrs, trace_id)
+            otel_span = start_root_span(
+                self.tracer,
+                self._pipeline,
+                self.config,
+                span_name(span_type, name),
+                attrs,
+                trace_id=trace_id,
+            )
         except Exception as exc:
             internal_error("start trace", exc)
             otel_span, ctx_attrs, user = INVALID_SPAN, {}, None
@@ -305,76 +282,15 @@ class RolloutCore:
             if (
                 user is not None
                 and (user.traits or user.account_traits)
-                and user.user_id in (None, fields["user_id"])
+                and user.user_id in (None, user_id_of_trace)
             ):
                 trace.identify_user(
-                    fields["user_id"],
+                    user_id_of_trace,
                     traits=user.traits,
                     account_id=user.account_id,
                     account_traits=user.account_traits,
                 )
         return trace
-
-    def _presample(self) -> tuple[otel_trace.Span | None, int | None]:
-        """Decide a new root trace's sampling before building anything.
-
-        On our own provider the sampler is `ParentBased(TraceIdRatioBased(rate))`, so a
-        root's fate is a function of its trace id: draw the id, and for a dropped trace
-        return a non-recording span at once (its children are skipped too). A kept
-        trace uses the drawn id. Inside another instrumentation's span the parent's
-        decision applies, so nothing is decided here.
-        """
-        if otel_trace.get_current_span().get_span_context().is_valid:
-            return None, None
-        ids = self._ids
-        trace_id = ids.generate_trace_id()
-        bound = self._sample_bound
-        if bound is not None and not keeps_trace(trace_id, bound):
-            if self._pipeline is not None:
-                self._pipeline.counters.drop("sampled_out")
-            context = SpanContext(trace_id, ids.generate_span_id(), False, TraceFlags(0))
-            return NonRecordingSpan(context), None
-        return None, trace_id
-
-    def _start_trace_span(
-        self, span_type: str, name: str, attrs: Attributes, trace_id: str | int | None
-    ) -> otel_trace.Span:
-        current: Context | None = None
-        links: list[Link] = []
-        forced = parse_trace_id(trace_id) if trace_id is not None else None
-        if forced is not None:
-            current = Context()
-            if not isinstance(
-                getattr(self.tracer_provider, "id_generator", None), RolloutIdGenerator
-            ):
-                # Not our provider: continue the trace under a remote parent with that id.
-                remote = SpanContext(
-                    forced, RolloutIdGenerator().generate_span_id(), True, TraceFlags(1)
-                )
-                current = otel_trace.set_span_in_context(NonRecordingSpan(remote), Context())
-                forced = None
-        elif self.config.link_foreign_parent and trace_in(None) is None:
-            ambient = otel_trace.get_current_span().get_span_context()
-            if ambient.is_valid:
-                links.append(Link(ambient))
-                current = Context()
-        token = force_trace_id(forced) if forced is not None else None
-        try:
-            otel_span = self.tracer.start_span(
-                span_name(span_type, name),
-                context=current,
-                kind=SpanKind.INTERNAL,
-                attributes=start_attributes(attrs),
-                links=links,
-            )
-            set_clean_attributes(otel_span, attrs)
-            pipeline = self._pipeline
-            if not otel_span.is_recording() and pipeline is not None and pipeline.records:
-                pipeline.counters.drop("sampled_out")
-            return otel_span
-        finally:
-            if token is not None:
-                reset_forced_trace_id(token)
 
     # -- users, feedback, signals ------------------------------------------------------
 
@@ -416,25 +332,15 @@ class RolloutCore:
         external_trace_id: str | None = None,
     ) -> None:
         """Record who the user is: on the active trace, or on the one named by id."""
-        if self.config.disabled:
-            return
-        try:
-            trace, ended = self.traces.target("identify_user", trace_id, external_trace_id)
-            if trace is not None:
-                trace.identify_user(
-                    user_id, traits=traits, account_id=account_id, account_traits=account_traits
-                )
-            elif ended is not None:
-                send_identity(
-                    self,
-                    ended,
-                    user_id,
-                    traits=traits,
-                    account_id=account_id,
-                    account_traits=account_traits,
-                )
-        except Exception as exc:
-            internal_error("identify_user", exc)
+        record_identity(
+            self,
+            user_id,
+            traits=traits,
+            account_id=account_id,
+            account_traits=account_traits,
+            trace_id=trace_id,
+            external_trace_id=external_trace_id,
+        )
 
     def feedback(
         self,
@@ -450,7 +356,8 @@ class RolloutCore:
         A trace that already ended (here, or in another process that only knows its id)
         gets it on a carrier span in the same OTel trace.
         """
-        self._outcome(
+        record_outcome(
+            self,
             "feedback",
             name,
             value,
@@ -469,7 +376,8 @@ class RolloutCore:
         attributes: Mapping[str, Any] | None = None,
     ) -> None:
         """An implicit outcome (order placed, escalated, ...); targeting as `feedback`."""
-        self._outcome(
+        record_outcome(
+            self,
             "signal",
             name,
             value,
@@ -477,27 +385,6 @@ class RolloutCore:
             external_trace_id=external_trace_id,
             attributes=attributes,
         )
-
-    def _outcome(
-        self,
-        kind: str,
-        name: str,
-        value: object,
-        *,
-        trace_id: str | int | None,
-        external_trace_id: str | None,
-        attributes: Mapping[str, Any] | None,
-    ) -> None:
-        if self.config.disabled:
-            return
-        try:
-            trace, ended = self.traces.target(kind, trace_id, external_trace_id)
-            if trace is not None:
-                trace._outcome(kind, name, value, attributes)
-            elif ended is not None:
-                send_outcome(self, kind, name, value, trace_id=ended, attributes=attributes)
-        except Exception as exc:
-            internal_error(kind, exc)
 
     def capture_event(
         self,
@@ -594,46 +481,3 @@ class RolloutCore:
     @property
     def _owned_provider(self) -> TracerProvider | None:
         return None if self._pipeline is None else self._pipeline.owned_provider
-
-
-def null_trace(
-    client: RolloutCore,
-    span_type: str = "trace",
-    name: str = "",
-    *,
-    otel_span: otel_trace.Span = INVALID_SPAN,
-    external_trace_id: str | None = None,
-    parent: Trace | None = None,
-) -> Trace:
-    """A non-recording trace whose methods are no-ops: the one placeholder constructor.
-
-    For no active trace and the kill switch (`INVALID_SPAN`), and for a trace sampled out
-    before it started (a non-recording span carrying its trace id).
-    """
-    return Trace(
-        otel_span,
-        client,
-        span_type,
-        name,
-        external_trace_id=external_trace_id,
-        context_attrs={},
-        parent=parent,
-    )
-
-
-def null_span(client: RolloutCore, span_type: str, cls: type[S]) -> S:
-    """A non-recording `cls` span of `span_type` in a `null_trace` (no active trace)."""
-    trace = null_trace(client)
-    return cls(trace.otel_span, client, span_type, trace)
-
-
-def _enable_debug_logging() -> None:
-    """`debug=True`: the `mv37.rollout` logger at DEBUG, with a stderr handler if it has none."""
-    import logging
-
-    logger = logging.getLogger("mv37.rollout")
-    logger.setLevel(logging.DEBUG)
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-        logger.addHandler(handler)

@@ -25,6 +25,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
 from mv37.rollout import semconv as sc
+from mv37.rollout.base._diagnostics import internal_error
 from mv37.rollout.vocabulary import _events
 from mv37.rollout.vocabulary._attributes import Attributes
 from mv37.rollout.vocabulary._ids import (
@@ -143,3 +144,59 @@ def send_identity(
     finally:
         span.end()
     client._kick_flush()
+
+
+def record_outcome(
+    client: RolloutCore,
+    kind: str,
+    name: str,
+    value: object,
+    *,
+    trace_id: str | int | None,
+    external_trace_id: str | None,
+    attributes: Mapping[str, Any] | None,
+) -> None:
+    """A feedback or signal (`kind`) on the trace it names: live, or on a carrier span."""
+    if client.config.disabled:
+        return
+    try:
+        trace, ended = client.traces.target(kind, trace_id, external_trace_id)
+        if trace is not None:
+            record = trace.feedback if kind == "feedback" else trace.signal
+            record(name, value, attributes=attributes)
+        elif ended is not None:
+            send_outcome(client, kind, name, value, trace_id=ended, attributes=attributes)
+    except Exception as exc:
+        internal_error(kind, exc)
+
+
+def record_identity(
+    client: RolloutCore,
+    user_id: str | None,
+    *,
+    traits: Mapping[str, Any] | None,
+    account_id: str | None,
+    account_traits: Mapping[str, Any] | None,
+    trace_id: str | int | None,
+    external_trace_id: str | None,
+) -> None:
+    """An identity on the trace it names: live, or on a carrier span."""
+    if client.config.disabled:
+        return
+    try:
+        trace, ended = client.traces.target("identify_user", trace_id, external_trace_id)
+        if trace is not None:
+            trace.identify_user(
+                user_id, traits=traits, account_id=account_id, account_traits=account_traits
+            )
+        elif ended is not None:
+            send_identity(
+                client,
+                ended,
+                user_id,
+                traits=traits,
+                account_id=account_id,
+                account_traits=account_traits,
+            )
+    except Exception as exc:
+        internal_error("identify_user", exc)

@@ -432,3 +432,34 @@ class Trace(_Scope):
 
     async def __aenter__(self) -> Trace:
         return self.__enter__()
+
+
+def null_trace(
+    client: RolloutCore,
+    span_type: str = "trace",
+    name: str = "",
+    *,
+    otel_span: OTelSpan = INVALID_SPAN,
+    external_trace_id: str | None = None,
+    parent: Trace | None = None,
+) -> Trace:
+    """A non-recording trace whose methods are no-ops: the one placeholder constructor.
+
+    For no active trace and the kill switch (`INVALID_SPAN`), and for a trace sampled out
+    before it started (a non-recording span carrying its trace id).
+    """
+    return Trace(
+        otel_span,
+        client,
+        span_type,
+        name,
+        external_trace_id=external_trace_id,
+        context_attrs={},
+        parent=parent,
+    )
+
+
+def null_span(client: RolloutCore, span_type: str, cls: type[S]) -> S:
+    """A non-recording `cls` span of `span_type` in a `null_trace` (no active trace)."""
+    trace = null_trace(client)
+    return cls(trace.otel_span, client, span_type, trace)
