@@ -11,6 +11,7 @@ receiver's latches, flush counters and what is still queued.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -474,3 +475,38 @@ def test_wait_against_a_live_receiver_is_one_round_trip(receiver: OTLPReceiver) 
     median = time_wait_calls(lambda: inner("hi"))
     assert median < 1.0, f"median wait {median:.3f}s"
     assert len(receiver.spans()) == 10
+
+
+@pytest.mark.parametrize("opener", ["decorator", "with_block"])
+async def test_async_wait_leaves_the_event_loop_running(
+    receiver: OTLPReceiver, opener: str
+) -> None:
+    """An async agent's wait runs off the loop: other tasks progress while it waits."""
+    _init(receiver)
+    latch = receiver.stall()
+
+    @rollout.agent("async_agent")
+    async def async_agent() -> str:
+        return "done"
+
+    async def run() -> str:
+        if opener == "decorator":
+            return await async_agent()
+        async with rollout.trace("async_block"):
+            return "done"
+
+    waiting = asyncio.create_task(run())
+    # The export request is held by the receiver, so the agent is now waiting on it.
+    assert await asyncio.to_thread(latch.arrived.wait, 10.0)
+    ticks = 0
+    for _ in range(5):
+        await asyncio.sleep(0)  # would never run if the wait blocked the loop
+        ticks += 1
+    assert not waiting.done()
+    latch.release()
+    assert await waiting == "done"
+    assert ticks == 5
+    expected = (
+        "invoke_agent async_agent" if opener == "decorator" else "invoke_workflow async_block"
+    )
+    assert _names(receiver.spans()) == [expected]

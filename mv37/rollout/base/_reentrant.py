@@ -9,13 +9,12 @@ Example:
     >>> opened: Entries[str] = Entries("example")
     >>> owner = object()
     >>> opened.push(owner, "token")
-    >>> opened.close(owner, print)
-    token
+    >>> opened.take(owner), opened.take(owner)
+    (('token',), ())
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Generic, TypeVar
 
@@ -34,14 +33,12 @@ class Entries(Generic[E]):
         """Remember that `owner` opened `entry` in this context."""
         self._var.set((*self._var.get(), (owner, entry)))
 
-    def close(self, owner: object, finish: Callable[[E], None]) -> None:
-        """Take out the newest entry `owner` made in this context and `finish` it.
-
-        Nothing happens when `owner` made none here (an unmatched `__exit__`).
-        """
+    def take(self, owner: object) -> tuple[E, ...]:
+        """Take out the newest entry `owner` made in this context: `(entry,)`, or `()`
+        when it made none here (an unmatched `__exit__`)."""
         opened = self._var.get()
         for index in range(len(opened) - 1, -1, -1):
             if opened[index][0] is owner:
                 self._var.set(opened[:index] + opened[index + 1 :])
-                finish(opened[index][1])
-                return
+                return (opened[index][1],)
+        return ()

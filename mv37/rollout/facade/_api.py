@@ -79,14 +79,11 @@ class ScopeFactory(Generic[T]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-
-        def finish(entry: _Opened) -> None:
+        for entry in _open_scopes.take(self):
             if isinstance(entry, _Scope):
                 entry.__exit__(exc_type, exc, tb)
             elif entry is not None:
                 NOOP_SCOPES.reset(entry)
-
-        _open_scopes.close(self, finish)
 
     async def __aenter__(self) -> T:
         return self._open()  # type: ignore[return-value]
@@ -97,7 +94,11 @@ class ScopeFactory(Generic[T]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.__exit__(exc_type, exc, tb)
+        for entry in _open_scopes.take(self):
+            if isinstance(entry, _Scope):
+                await entry.__aexit__(exc_type, exc, tb)  # an owed wait runs off the loop
+            elif entry is not None:
+                NOOP_SCOPES.reset(entry)
 
 
 def _is_function(target: object) -> bool:

@@ -10,6 +10,7 @@ pass through untouched.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
@@ -205,17 +206,22 @@ class _Engine:
             enter(scope)
         return scope
 
-    def close(self, scope: _Scope, result: object, exc: BaseException | None) -> None:
-        """Record the output (or the error) and end the span."""
+    def close(self, scope: _Scope, result: object, exc: BaseException | None) -> bool:
+        """Record the output (or the error) and end the span.
+
+        True when the caller owes a wait for delivery (a root trace under
+        `agent_flush="wait"`): the sync shape waits in place, the async one in a thread.
+        """
         try:
             if exc is None and self.options.capture_output and scope.is_recording:
                 if isinstance(scope, Trace):
                     scope.set_agent_output(result)
                 elif isinstance(scope, Span):
                     scope.record_output(result)
-            scope.__exit__(type(exc) if exc is not None else None, exc, None)
+            return scope._end(exc)
         except Exception as inner:
             internal_error("close decorated span", inner)
+            return False
 
 
 def _start_attributes(options: ScopeOptions, name: str) -> Attributes:
@@ -273,18 +279,23 @@ def _sync_shape(engine: _Engine, fn: Callable[..., Any]) -> Callable[..., Any]:
                 return fn(*args, **kwargs)
             finally:
                 NOOP_SCOPES.reset(token)
+        owed = False
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
             try:  # noqa: SIM105 - contextlib.suppress needs stack we may not have
-                engine.close(scope, None, exc)
+                owed = engine.close(scope, None, exc)
             except RecursionError:
                 pass  # the user's exception is what propagates
+            if owed:
+                scope.client._wait_for_delivery()
             raise
         try:  # noqa: SIM105 - contextlib.suppress needs stack we may not have
-            engine.close(scope, result, None)
+            owed = engine.close(scope, result, None)
         except RecursionError:
             pass
+        if owed:
+            scope.client._wait_for_delivery()
         return result
 
     return call
@@ -304,18 +315,23 @@ def _async_shape(engine: _Engine, fn: Callable[..., Any]) -> Callable[..., Any]:
                 return await fn(*args, **kwargs)
             finally:
                 NOOP_SCOPES.reset(token)
+        owed = False
         try:
             result = await fn(*args, **kwargs)
         except BaseException as exc:
             try:  # noqa: SIM105 - contextlib.suppress needs stack we may not have
-                engine.close(scope, None, exc)
+                owed = engine.close(scope, None, exc)
             except RecursionError:
                 pass  # the user's exception is what propagates
+            if owed:  # off the event loop: other tasks keep running meanwhile
+                await asyncio.to_thread(scope.client._wait_for_delivery)
             raise
         try:  # noqa: SIM105 - contextlib.suppress needs stack we may not have
-            engine.close(scope, result, None)
+            owed = engine.close(scope, result, None)
         except RecursionError:
             pass
+        if owed:
+            await asyncio.to_thread(scope.client._wait_for_delivery)
         return result
 
     return call
@@ -363,13 +379,18 @@ class _Iteration:
 
     def finished(self, value: Any = None) -> None:
         """Exhausted, closed early, or the loop broke: not an error."""
-        if self.scope is not None:
-            self.engine.close(self.scope, self.kept if value is None else value, None)
+        self._close(self.kept if value is None else value, None)
 
     def failed(self, exc: BaseException) -> None:
         """An exception left the user's generator."""
-        if self.scope is not None:
-            self.engine.close(self.scope, None, exc)
+        self._close(None, exc)
+
+    def _close(self, result: object, exc: BaseException | None) -> None:
+        # A generator's end can come from a `close()` or a finalizer, where nothing can
+        # be awaited: an owed wait for delivery happens here, in place.
+        scope = self.scope
+        if scope is not None and self.engine.close(scope, result, exc):
+            scope.client._wait_for_delivery()
 
 
 def _gen_shape(engine: _Engine, fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -168,14 +168,24 @@ class _Scope:
     def _before_end(self) -> None:
         """Subclass hook: last attributes before the OTel span ends."""
 
+    def _end(self, exc: BaseException | None) -> bool:
+        """Leave the scope and end the span; True when a wait for delivery is owed.
+
+        Only a root trace under `agent_flush="wait"` owes one (`Trace._end`); the caller
+        waits, in a worker thread when it is async (`__aexit__`).
+        """
+        self._detach()
+        self._finish(exc)
+        return False
+
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._detach()
-        self._finish(exc)
+        if self._end(exc):
+            self._client._wait_for_delivery()
 
     async def __aexit__(
         self,
@@ -183,7 +193,9 @@ class _Scope:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.__exit__(exc_type, exc, tb)
+        if self._end(exc):
+            # The wait blocks on the exporter: off the event loop, so other tasks run.
+            await asyncio.to_thread(self._client._wait_for_delivery)
 
     def _finish(self, exc: BaseException | None = None) -> None:
         if self._ended:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from opentelemetry import context as otel_context
@@ -394,16 +393,18 @@ class Trace(_Scope):
             return
         if error is not None:
             self._mark_error(error)
-        self._detach()
-        self._finish()
-        self._send(ended_now=True)
+        if self._end(None):
+            self._client._wait_for_delivery()
 
-    def _send(self, *, ended_now: bool) -> None:
-        """Wake the exporter; a root trace under `agent_flush="wait"` waits for delivery.
+    def _end(self, exc: BaseException | None) -> bool:
+        """End the trace and wake the exporter; True when a wait for delivery is owed.
 
         Only the call that ended a recording root trace (no enclosing Rollout trace)
-        waits, bounded by `shutdown_timeout`: a nested agent's spans leave with its root.
+        under `agent_flush="wait"` owes one, bounded by `shutdown_timeout`: a nested
+        agent's spans leave with its root.
         """
+        ended_now = not self._ended
+        super()._end(exc)
         client = self._client
         if (
             ended_now
@@ -411,24 +412,13 @@ class Trace(_Scope):
             and self._recording
             and client.config.agent_flush == "wait"
         ):
-            client._wait_for_delivery()
-        else:
-            client._kick_flush()
+            return True
+        client._kick_flush()
+        return False
 
     def __enter__(self) -> Trace:
         self._attach(self, None)
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        ended_now = not self._ended
-        self._detach()
-        self._finish(exc)
-        self._send(ended_now=ended_now)
 
     async def __aenter__(self) -> Trace:
         return self.__enter__()

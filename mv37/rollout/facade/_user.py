@@ -100,7 +100,8 @@ class UserContext:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        _ENTERED.close(self, _CURRENT.reset)
+        for token in _ENTERED.take(self):
+            _CURRENT.reset(token)
 
     async def __aenter__(self) -> UserContext:
         return self.__enter__()
