@@ -20,7 +20,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import mv37.rollout as rollout
 from mv37.rollout import semconv as sc
-from mv37.rollout.pipeline._privacy import reset_callback_warnings
 from mv37.rollout.pipeline._scrub import REDACTED, Redactor
 from mv37.rollout.testing import OTLPReceiver, capture_spans
 
@@ -46,11 +45,6 @@ SECRET_KEYS = (
     "credit_card",
     "card_number",
 )
-
-
-@pytest.fixture(autouse=True)
-def _fresh_warnings() -> None:
-    reset_callback_warnings()
 
 
 def _attrs(exporter: InMemorySpanExporter, name: str) -> dict[str, Any]:

@@ -15,19 +15,19 @@ Example:
 
 from __future__ import annotations
 
-import threading
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.sdk.trace import Event, ReadableSpan
 
 from mv37.rollout import semconv as sc
-from mv37.rollout.base._diagnostics import internal_error, logger
+from mv37.rollout.base._config import EventDict
+from mv37.rollout.base._diagnostics import internal_error, log_once
 from mv37.rollout.pipeline._scrub import Redactor
 from mv37.rollout.pipeline._stats import Counters
 from mv37.rollout.vocabulary._payload import attribute_value
 
-EventDict = dict[str, Any]
 Callback = Callable[[EventDict], Any]
 
 
@@ -209,19 +209,12 @@ class PrivacyStage:
 
 def _callback_failed(which: str, exc: Exception | None, consequence: str) -> None:
     """A user callback failed: warn once per callback (type only: no user data), never raise."""
-    with _lock:
-        first = which not in _failed_once
-        _failed_once.add(which)
-    if first:
-        reason = f"raised {type(exc).__name__}" if exc is not None else "returned no event"
-        logger.warning("mv37.rollout: your %s %s; %s (logged once)", which, reason, consequence)
-
-
-_lock = threading.Lock()
-_failed_once: set[str] = set()
-
-
-def reset_callback_warnings() -> None:
-    """Warn again about failing callbacks (tests)."""
-    with _lock:
-        _failed_once.clear()
+    reason = f"raised {type(exc).__name__}" if exc is not None else "returned no event"
+    log_once(
+        f"callback-{which}",
+        logging.WARNING,
+        "mv37.rollout: your %s %s; %s (logged once)",
+        which,
+        reason,
+        consequence,
+    )
