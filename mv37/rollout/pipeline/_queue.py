@@ -259,7 +259,11 @@ class QueueProcessor(ExportProcessor):
                     self._work.wait(self._interval)
                     continue
                 batch, last = self._take_batch()
-            delivered = self._exporter.export(batch) is SpanExportResult.SUCCESS
+            try:
+                delivered = self._exporter.export(batch) is SpanExportResult.SUCCESS
+            except Exception as exc:  # a bug in the chain must not end the worker
+                internal_error("export worker", exc)
+                delivered = False
             with self._lock:
                 self._finished = max(self._finished, last)
                 if not delivered:
