@@ -8,7 +8,6 @@ same OTel trace (`_feedback.py`), parented on its root when this process knows i
 
 from __future__ import annotations
 
-import weakref
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
@@ -31,7 +30,9 @@ class TraceIndex:
     def __init__(self) -> None:
         self._external_ids: OrderedDict[str, str] = OrderedDict()
         self._roots: OrderedDict[int, int] = OrderedDict()  # trace id -> its first span id
-        self._open: weakref.WeakValueDictionary[int, Trace] = weakref.WeakValueDictionary()
+        # The open root traces, by trace id; a root leaves when it ends (`ended`). A plain
+        # dict: a weak one costs more than the rest of the bookkeeping together.
+        self._open: dict[int, Trace] = {}
 
     def remember(self, trace: Trace, external_trace_id: str | None) -> None:
         """Note a recording trace just started (the first one per OTel trace is its root)."""
@@ -46,6 +47,14 @@ class TraceIndex:
             if len(self._roots) > MAX_REMEMBERED:
                 self._roots.popitem(last=False)
             self._open[context.trace_id] = trace
+            if len(self._open) > MAX_REMEMBERED:  # roots that never end: keep the newest
+                del self._open[next(iter(self._open))]
+
+    def ended(self, trace: Trace) -> None:
+        """`trace` ended: if it is an open root, it is open no more."""
+        context = trace.otel_span.get_span_context()
+        if self._open.get(context.trace_id) is trace:
+            del self._open[context.trace_id]
 
     def root_span_id(self, trace_id: int) -> int | None:
         """The span id of the outermost Rollout span this process recorded in `trace_id`."""

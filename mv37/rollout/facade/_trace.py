@@ -406,6 +406,8 @@ class Trace(_Scope):
         ended_now = not self._ended
         super()._end(exc)
         client = self._client
+        if ended_now and self._parent is None and self._recording:
+            client.traces.ended(self)
         if (
             ended_now
             and self._parent is None
