@@ -30,6 +30,7 @@ from mv37.rollout.facade._targets import TraceIndex
 from mv37.rollout.facade._trace import Trace, null_span, null_trace
 from mv37.rollout.facade._user import UserContext, UserFields
 from mv37.rollout.pipeline._check import CheckResult, check_destination
+from mv37.rollout.pipeline._console import ConsoleTreeProcessor
 from mv37.rollout.pipeline._destination import Destination, resolve_destination
 from mv37.rollout.pipeline._pipeline import Pipeline
 from mv37.rollout.pipeline._stats import Counters, RolloutStats
@@ -84,6 +85,7 @@ class RolloutCore:
         self.traces = TraceIndex()
         self._pipeline: Pipeline | None = None
         self.lean_start = False
+        self.lean_root = False
         self._sample_bound: int | None = None
         self._ids = RolloutIdGenerator()
         if self.config.disabled:
@@ -97,6 +99,11 @@ class RolloutCore:
         # twice (sampler and span), which costs more than the span itself.
         self.lean_start = (
             self._pipeline.owned_provider is not None and not self.config.span_processors
+        )
+        # A trace's own span too, unless the console tree is on: it recognises a trace's
+        # root by its start attributes.
+        self.lean_root = self.lean_start and not any(
+            isinstance(p, ConsoleTreeProcessor) for p in self._pipeline.processors
         )
         if self._pipeline.owned_provider is not None and self.config.sample_rate < 1.0:
             self._sample_bound = sampling_bound(self.config.sample_rate)
@@ -262,6 +269,7 @@ class RolloutCore:
                 span_name(span_type, name),
                 attrs,
                 trace_id=trace_id,
+                lean=self.lean_root,
             )
         except Exception as exc:
             internal_error("start trace", exc)

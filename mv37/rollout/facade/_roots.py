@@ -124,9 +124,15 @@ def start_root_span(
     attrs: Attributes,
     *,
     trace_id: str | int | None,
+    lean: bool = False,
 ) -> otel_trace.Span:
     """Start a trace's OTel span: in the forced `trace_id`, linked to a foreign parent
-    (`link_foreign_parent`), or as the child of whatever span is current."""
+    (`link_foreign_parent`), or as the child of whatever span is current.
+
+    With `lean`, when nobody reads attributes at start (`RolloutCore.lean_root`), the
+    span starts bare and gets them all right after: the SDK validates start attributes
+    twice (sampler and span).
+    """
     current: Context | None = None
     links: list[Link] = []
     forced = parse_trace_id(trace_id) if trace_id is not None else None
@@ -151,7 +157,7 @@ def start_root_span(
             otel_name,
             context=current,
             kind=SpanKind.INTERNAL,
-            attributes=start_attributes(attrs),
+            attributes=None if lean else start_attributes(attrs),
             links=links,
         )
         set_clean_attributes(otel_span, attrs)
