@@ -1,23 +1,32 @@
-"""Overhead of mv37.rollout against raw OpenTelemetry, measured in one run.
+"""What a user pays for mv37.rollout, against raw OpenTelemetry, measured in one run.
 
 Run with `make bench` (or `.venv/bin/python benchmarks/run.py`). See README.md beside
 this file for how to read the table. The script reports; it always exits 0.
 
-Cases (per call, median of several timed repeats after a warm-up):
-1. a bare function;
-2. BASELINE: the same function inside a raw OTel SDK span
-   (`tracer.start_as_current_span`) on a `TracerProvider` with a `BatchSpanProcessor`
-   and an exporter that discards; the spans are children of one open root span;
-3. `@rollout.task` (no capture) inside a trace;
-4. `@rollout.tool` capturing a small dict argument and returning a small dict, inside
-   a trace;
-5. an `@rollout.agent` calling three `@rollout.tool`s, per agent call (4 spans);
-6. the same decorated functions after `rollout.init(disabled=True)`.
+Ours run on the defaults a user gets: `rollout.init(span_exporters=[discard],
+console=False)` (default conventions, default scrubbing, the default export chain
+ending in an exporter that discards). The raw baseline is an SDK `TracerProvider` with
+a `BatchSpanProcessor` and the same discarding exporter.
 
-Cases 3-5 use `rollout.init(span_exporters=[DiscardExporter()], console=False,
-install_global_provider=False)`, so they batch with a `BatchSpanProcessor` and discard,
-like the baseline, whose processor uses the same queue/batch limits as the client's
-defaults (queue 1000, batch 100, delay 2 s).
+Each timed sample makes `BENCH_CALLS` (>= 20,000) decorated calls and then flushes,
+inside the timed region, for ours and for the raw baseline alike: the export worker's
+work (privacy, accounting, the exporter) is part of the number. Ours and raw run as a
+pair, alternating which goes first, and the reported ratio is the median of the
+per-pair ratios. Dropped spans are counted per case (ours from `rollout.stats()`, the
+raw baseline by counting what its exporter received); both must be 0.
+
+Cases and targets:
+| case | target |
+|---|---|
+| `@task` in a trace | <= 1.2x a raw child span |
+| `@tool`, small dict in and out, in a trace | <= 1.4x a raw child span |
+| `@trace`, one trace per call | <= 1.5x a raw root span |
+| `@agent` + 3 `@tool` | <= 1.5x of a raw root + 3 raw children |
+| disabled `@task` / `@tool` | <= +0.5 us over the bare call |
+
+Then the export worker's CPU per span: the export chain's work (privacy stage, then
+OTLP protobuf encoding with `encode_spans`) on a fixed list of captured spans, against
+encoding the raw SDK's spans of the same calls.
 """
 
 from __future__ import annotations
@@ -34,24 +43,32 @@ from dataclasses import dataclass, field
 from importlib.metadata import version
 from typing import Any
 
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 import mv37.rollout as rollout
+from mv37.rollout.pipeline._privacy import PrivacyStage
+from mv37.rollout.pipeline._scrub import Redactor
+from mv37.rollout.pipeline._stats import Counters
 
-REPEATS = int(os.environ.get("BENCH_REPEATS", "7"))
-SAMPLE_SECONDS = float(os.environ.get("BENCH_SAMPLE_SECONDS", "0.25"))
-WARMUP_SECONDS = 0.1
-MIN_ITERATIONS = 200
-MAX_ITERATIONS = 2_000_000
+CALLS = max(20_000, int(os.environ.get("BENCH_CALLS", "20000")))
+PAIRS = int(os.environ.get("BENCH_PAIRS", "7"))
+DISABLED_PAIRS = 15
+ENCODE_SPANS = 2_000  # captured spans per worker-CPU sample
+ENCODE_REPEATS = 7
 
 Runner = Callable[[int], None]
 
 
 class DiscardExporter(SpanExporter):
-    """Accepts every batch and drops it: measures the SDK, not a network."""
+    """Accepts every batch, counts its spans and drops them: measures the SDK, not a network."""
+
+    def __init__(self) -> None:
+        self.received = 0
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.received += len(spans)
         return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:
@@ -61,11 +78,23 @@ class DiscardExporter(SpanExporter):
         return True
 
 
+class CaptureExporter(DiscardExporter):
+    """Keeps the spans it receives (for the worker-CPU measurement)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.spans: list[ReadableSpan] = []
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.spans.extend(spans)
+        return super().export(spans)
+
+
 # -- the functions under test -----------------------------------------------------------------
 
 
 def work(x: int) -> int:
-    """The bare function of cases 1-3."""
+    """The bare function of the task and trace cases."""
     return x + 1
 
 
@@ -74,15 +103,9 @@ def lookup(query: dict[str, Any]) -> dict[str, Any]:
     return {"id": query["id"], "status": "ok"}
 
 
-def bare_agent(x: int) -> int:
-    """Case 5 without instrumentation: an agent calling three tools."""
-    lookup({"id": x})
-    lookup({"id": x + 1})
-    return int(lookup({"id": x + 2})["id"])
-
-
 task_work = rollout.task(work)
 tool_lookup = rollout.tool(lookup)
+trace_work = rollout.trace(work)
 
 
 @rollout.agent
@@ -92,7 +115,79 @@ def traced_agent(x: int) -> int:
     return int(tool_lookup({"id": x + 2})["id"])
 
 
-# -- runners: each loops n times over one call -------------------------------------------------
+# -- runners: each makes n decorated calls (spans), then flushes ---------------------------------
+
+
+def ours_task(n: int) -> None:
+    f = task_work
+    with rollout.trace("bench"):
+        for i in range(n):
+            f(i)
+    rollout.flush()
+
+
+def ours_tool(n: int) -> None:
+    f = tool_lookup
+    with rollout.trace("bench"):
+        for i in range(n):
+            f({"id": i})
+    rollout.flush()
+
+
+def ours_trace(n: int) -> None:
+    f = trace_work
+    for i in range(n):
+        f(i)
+    rollout.flush()
+
+
+def ours_agent(n: int) -> None:
+    f = traced_agent
+    for i in range(n // 4):  # 4 decorated calls each
+        f(i)
+    rollout.flush()
+
+
+@dataclass
+class Raw:
+    """The raw OTel SDK: a provider with a BatchSpanProcessor and a counting discard."""
+
+    exporter: DiscardExporter = field(default_factory=DiscardExporter)
+    provider: TracerProvider = field(default_factory=TracerProvider)
+
+    def __post_init__(self) -> None:
+        self.provider.add_span_processor(BatchSpanProcessor(self.exporter))
+        self.tracer = self.provider.get_tracer("benchmark")
+
+    def child(self, n: int) -> None:
+        """n child spans of one open root (like @task / @tool in a trace)."""
+        start = self.tracer.start_as_current_span
+        f = work
+        with start("root"):
+            for i in range(n):
+                with start("work"):
+                    f(i)
+        self.provider.force_flush()
+
+    def root(self, n: int) -> None:
+        """n root spans (like one trace per call)."""
+        start = self.tracer.start_as_current_span
+        f = work
+        for i in range(n):
+            with start("work"):
+                f(i)
+        self.provider.force_flush()
+
+    def agent(self, n: int) -> None:
+        """n // 4 root spans with 3 child spans each."""
+        start = self.tracer.start_as_current_span
+        f = lookup
+        for i in range(n // 4):
+            with start("agent"):
+                for j in range(3):
+                    with start("tool"):
+                        f({"id": i + j})
+        self.provider.force_flush()
 
 
 def run_bare(n: int) -> None:
@@ -107,128 +202,189 @@ def run_bare_tool(n: int) -> None:
         f({"id": i})
 
 
-def run_bare_agent(n: int) -> None:
-    f = bare_agent
-    for i in range(n):
-        f(i)
-
-
-def make_baseline(provider: TracerProvider) -> Runner:
-    tracer = provider.get_tracer("benchmark")
-
-    def run_baseline(n: int) -> None:
-        start = tracer.start_as_current_span
-        f = work
-        with start("root"):
-            for i in range(n):
-                with start("work"):
-                    f(i)
-
-    return run_baseline
-
-
-def run_task(n: int) -> None:
+def run_off_task(n: int) -> None:
     f = task_work
-    with rollout.trace("bench"):
-        for i in range(n):
-            f(i)
-
-
-def run_tool(n: int) -> None:
-    f = tool_lookup
-    with rollout.trace("bench"):
-        for i in range(n):
-            f({"id": i})
-
-
-def run_agent(n: int) -> None:
-    f = traced_agent
     for i in range(n):
         f(i)
+
+
+def run_off_tool(n: int) -> None:
+    f = tool_lookup
+    for i in range(n):
+        f({"id": i})
 
 
 # -- measurement ---------------------------------------------------------------------------------
 
 
-@dataclass
-class Case:
-    key: str
-    label: str
-    runner: Runner
-    iterations: int = 0
-    samples: list[float] = field(default_factory=list)  # ns per call
-
-    @property
-    def us(self) -> float:
-        return statistics.median(self.samples) / 1000.0
-
-
-def _time_per_call(runner: Runner, n: int) -> float:
+def _ns(runner: Runner, n: int) -> int:
     gc.collect()
     start = time.perf_counter_ns()
     runner(n)
-    return (time.perf_counter_ns() - start) / n
+    return time.perf_counter_ns() - start
 
 
-def calibrate(case: Case) -> None:
-    """Warm up, then pick an iteration count so one sample takes ~SAMPLE_SECONDS."""
-    n = 100
-    spent = 0.0
-    while spent < WARMUP_SECONDS:
-        per_call = _time_per_call(case.runner, n)
-        spent += per_call * n / 1e9
-        n = min(n * 2, MAX_ITERATIONS)
-    wanted = int(SAMPLE_SECONDS * 1e9 / max(per_call, 1.0))
-    case.iterations = max(MIN_ITERATIONS, min(MAX_ITERATIONS, wanted))
+def _dropped() -> int:
+    return sum(rollout.stats().dropped.values())
 
 
-def measure(cases: list[Case]) -> None:
-    """Interleave the cases' repeats so drift (thermal, other load) hits them alike."""
-    for case in cases:
-        calibrate(case)
-    for _ in range(REPEATS):
-        for case in cases:
-            case.samples.append(_time_per_call(case.runner, case.iterations))
+@dataclass
+class Pairs:
+    """Paired samples of ours and the reference (ns per call)."""
+
+    ours: list[float] = field(default_factory=list)
+    ref: list[float] = field(default_factory=list)
+
+    def add(self, ours: float, ref: float) -> None:
+        self.ours.append(ours)
+        self.ref.append(ref)
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(o / r for o, r in zip(self.ours, self.ref, strict=True))
+
+    @property
+    def delta_us(self) -> float:
+        return statistics.median(o - r for o, r in zip(self.ours, self.ref, strict=True)) / 1e3
 
 
-# -- report --------------------------------------------------------------------------------------
+def paired(ours: Runner, ref: Runner, n: int, pairs: int) -> Pairs:
+    """Warm both up, then `pairs` pairs, alternating which of the two runs first."""
+    ours(n // 10)
+    ref(n // 10)
+    result = Pairs()
+    for index in range(pairs):
+        if index % 2:
+            r = _ns(ref, n)
+            o = _ns(ours, n)
+        else:
+            o = _ns(ours, n)
+            r = _ns(ref, n)
+        result.add(o / n, r / n)
+    return result
 
 
 @dataclass
 class Row:
     label: str
-    us: float
-    ratio: str
+    ours_us: float
+    ref_us: float
+    measured: str
     target: str
     verdict: str
+    dropped: str
 
 
-def _ratio_row(case: Case, reference_us: float, limit: float, what: str) -> Row:
-    ratio = case.us / reference_us
-    verdict = "PASS" if ratio <= limit else "MISS"
-    return Row(case.label, case.us, f"{ratio:.2f}x", f"<= {limit:.1f}x {what}", verdict)
-
-
-def _delta_row(case: Case, bare: Case, baseline_us: float, calls: int) -> Row:
-    delta = case.us - bare.us
-    allowed = 1.0 * calls
-    verdict = "PASS" if delta <= allowed else "MISS"
-    per = f" ({delta / calls:+.2f}/call)" if calls > 1 else ""
+def ratio_case(label: str, ours: Runner, ref: Runner, raw: Raw, limit: float, what: str) -> Row:
+    before_ours, before_raw = _dropped(), raw.exporter.received
+    result = paired(ours, ref, CALLS, PAIRS)
+    ours_dropped = _dropped() - before_ours
+    raw_received = raw.exporter.received - before_raw
+    raw_expected = _raw_spans_expected(ref, CALLS, PAIRS)
+    ratio = result.ratio
     return Row(
-        case.label,
-        case.us,
-        f"{case.us / baseline_us:.2f}x",
-        f"<= bare +{allowed:.0f} us; got {delta:+.2f}{per}",
-        verdict,
+        label,
+        statistics.median(result.ours) / 1e3,
+        statistics.median(result.ref) / 1e3,
+        f"{ratio:.2f}x",
+        f"<= {limit:.1f}x {what}",
+        "PASS" if ratio <= limit else "MISS",
+        f"{ours_dropped} / {raw_expected - raw_received}",
     )
 
 
-def print_table(rows: list[Row]) -> None:
-    headers = ("case", "us/call", "ratio vs baseline", "target", "PASS/MISS")
-    cells = [(r.label, f"{r.us:.3f}", r.ratio, r.target, r.verdict) for r in rows]
+def _raw_spans_expected(ref: Runner, n: int, pairs: int) -> int:
+    """Spans the raw runner made in the warm-up and the pairs."""
+    name = getattr(ref, "__name__", "")
+    per = {"child": n + 1, "root": n, "agent": (n // 4) * 4}[name]
+    warm = {"child": n // 10 + 1, "root": n // 10, "agent": (n // 10 // 4) * 4}[name]
+    return per * pairs + warm
+
+
+def delta_case(label: str, ours: Runner, bare: Runner, limit_us: float) -> Row:
+    result = paired(ours, bare, CALLS, DISABLED_PAIRS)
+    delta = result.delta_us
+    return Row(
+        label,
+        statistics.median(result.ours) / 1e3,
+        statistics.median(result.ref) / 1e3,
+        f"{delta:+.3f} us",
+        f"<= +{limit_us:.1f} us over bare",
+        "PASS" if delta <= limit_us else "MISS",
+        "-",
+    )
+
+
+# -- the export worker's CPU per span ------------------------------------------------------------
+
+
+def capture(runner: Runner, n: int) -> list[ReadableSpan]:
+    """The spans of n calls, as the export chain receives them (before privacy)."""
+    exporter = CaptureExporter()
+    rollout.init(
+        span_exporters=[exporter],
+        console=False,
+        default_scrubbing=False,
+        max_queue_events=n + 100,
+        max_queue_bytes=1 << 30,
+    )
+    runner(n)
+    rollout.shutdown()
+    return exporter.spans
+
+
+def capture_raw(kind: str, n: int) -> list[ReadableSpan]:
+    raw = CaptureRaw()
+    getattr(raw, kind)(n)
+    raw.provider.shutdown()
+    return raw.capture.spans
+
+
+@dataclass
+class CaptureRaw(Raw):
+    capture: CaptureExporter = field(default_factory=CaptureExporter)
+
+    def __post_init__(self) -> None:
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+        self.exporter = self.capture
+        self.provider.add_span_processor(SimpleSpanProcessor(self.capture))
+        self.tracer = self.provider.get_tracer("benchmark")
+
+
+def worker_cpu(label: str, runner: Runner, kind: str) -> tuple[str, float, float, float]:
+    """Median CPU per span of privacy + encoding (ours) and encoding (raw), in us."""
+    ours_spans = capture(runner, ENCODE_SPANS)
+    raw_spans = capture_raw(kind, ENCODE_SPANS)
+    privacy = PrivacyStage(Redactor(), Counters())
+
+    def ours() -> None:
+        encode_spans(privacy.process(ours_spans)).SerializeToString()
+
+    def raw() -> None:
+        encode_spans(raw_spans).SerializeToString()
+
+    ours_t: list[float] = []
+    raw_t: list[float] = []
+    for _ in range(ENCODE_REPEATS):
+        gc.collect()
+        t0 = time.thread_time_ns()
+        ours()
+        t1 = time.thread_time_ns()
+        raw()
+        t2 = time.thread_time_ns()
+        ours_t.append((t1 - t0) / len(ours_spans) / 1e3)
+        raw_t.append((t2 - t1) / len(raw_spans) / 1e3)
+    o, r = statistics.median(ours_t), statistics.median(raw_t)
+    return label, o, r, o / r
+
+
+# -- report --------------------------------------------------------------------------------------
+
+
+def print_table(headers: Sequence[str], cells: Sequence[Sequence[str]]) -> None:
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
-    print(line)
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
     print("  ".join("-" * w for w in widths))
     for c in cells:
         print("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)))
@@ -239,72 +395,52 @@ def main() -> None:
         f"mv37.rollout {rollout.__version__}  opentelemetry-sdk {version('opentelemetry-sdk')}  "
         f"Python {platform.python_version()}  {platform.machine()}  cpus={os.cpu_count()}"
     )
-    print(f"median of {REPEATS} repeats, ~{SAMPLE_SECONDS}s each, after warm-up\n")
-
-    baseline_provider = TracerProvider()
-    baseline_provider.add_span_processor(
-        BatchSpanProcessor(
-            DiscardExporter(),
-            max_queue_size=1000,
-            schedule_delay_millis=2000,
-            max_export_batch_size=100,
-        )
+    print(
+        f"{CALLS} decorated calls per sample, flush inside the timed region; "
+        f"median of {PAIRS} paired (ours/raw alternating) ratios\n"
     )
-    rollout.init(span_exporters=[DiscardExporter()], console=False, install_global_provider=False)
 
-    bare = Case("bare", "1. bare function", run_bare)
-    baseline = Case("baseline", "2. raw OTel span (BASELINE)", make_baseline(baseline_provider))
-    task = Case("task", "3. @rollout.task in a trace", run_task)
-    tool = Case("tool", "4. @rollout.tool (dict in/out) in a trace", run_tool)
-    agent = Case("agent", "5. @rollout.agent + 3 @rollout.tool, per agent call", run_agent)
-    measure([bare, baseline, task, tool, agent])
-
-    rollout.init(disabled=True)
-    bare2 = Case("bare2", "   bare function (again, for 6)", run_bare)
-    bare_tool = Case("bare_tool", "   bare tool function", run_bare_tool)
-    bare_agent_case = Case("bare_agent", "   bare agent + 3 bare tools", run_bare_agent)
-    off_task = Case("off_task", "6a. @rollout.task, disabled", run_task)
-    off_tool = Case("off_tool", "6b. @rollout.tool, disabled", run_tool)
-    off_agent = Case("off_agent", "6c. @rollout.agent + 3 tools, disabled", run_agent)
-    measure([bare2, off_task, bare_tool, off_tool, bare_agent_case, off_agent])
-
-    rollout.shutdown()
-    baseline_provider.shutdown()
-
-    base = baseline.us
+    raw = Raw()
+    rollout.init(span_exporters=[DiscardExporter()], console=False)
     rows = [
-        Row(bare.label, bare.us, f"{bare.us / base:.2f}x", "-", "-"),
-        Row(baseline.label, base, "1.00x", "-", "-"),
-        _ratio_row(task, base, 1.2, "baseline"),
-        _ratio_row(tool, base, 1.4, "baseline"),
-        Row(
-            agent.label,
-            agent.us,
-            f"{agent.us / base:.2f}x ({agent.us / (4 * base):.2f}x of 4x)",
-            "report vs 4x baseline",
-            "-",
-        ),
-        Row(bare2.label, bare2.us, f"{bare2.us / base:.2f}x", "-", "-"),
-        _delta_row(off_task, bare2, base, 1),
-        Row(bare_tool.label, bare_tool.us, f"{bare_tool.us / base:.2f}x", "-", "-"),
-        _delta_row(off_tool, bare_tool, base, 1),
-        Row(
-            bare_agent_case.label,
-            bare_agent_case.us,
-            f"{bare_agent_case.us / base:.2f}x",
-            "-",
-            "-",
-        ),
-        _delta_row(off_agent, bare_agent_case, base, 4),
+        ratio_case("@task in a trace", ours_task, raw.child, raw, 1.2, "raw child span"),
+        ratio_case("@tool dict in/out, in a trace", ours_tool, raw.child, raw, 1.4, "raw child"),
+        ratio_case("@trace, one trace per call", ours_trace, raw.root, raw, 1.5, "raw root span"),
+        ratio_case("@agent + 3 @tool (per span)", ours_agent, raw.agent, raw, 1.5, "4 raw spans"),
     ]
-    print_table(rows)
-    print("\nspread per case (min .. max us/call over repeats):")
-    for case in (bare, baseline, task, tool, agent, bare2, off_task, bare_tool, off_tool):
-        lo, hi = min(case.samples) / 1000, max(case.samples) / 1000
-        print(f"  {case.label.strip():<55} {lo:9.3f} .. {hi:9.3f}  (n={case.iterations})")
-    for case in (bare_agent_case, off_agent):
-        lo, hi = min(case.samples) / 1000, max(case.samples) / 1000
-        print(f"  {case.label.strip():<55} {lo:9.3f} .. {hi:9.3f}  (n={case.iterations})")
+    rollout.init(disabled=True)
+    rows.append(delta_case("@task, disabled", run_off_task, run_bare, 0.5))
+    rows.append(delta_case("@tool, disabled", run_off_tool, run_bare_tool, 0.5))
+    rollout.shutdown()
+    raw.provider.shutdown()
+
+    print_table(
+        ("case", "ours us/call", "ref us/call", "measured", "target", "PASS/MISS", "dropped"),
+        [
+            (
+                r.label,
+                f"{r.ours_us:.3f}",
+                f"{r.ref_us:.3f}",
+                r.measured,
+                r.target,
+                r.verdict,
+                r.dropped,
+            )
+            for r in rows
+        ],
+    )
+    print("dropped: ours (rollout.stats()) / raw (spans made - spans its exporter got)")
+
+    print("\nexport worker CPU per span (privacy + OTLP encoding vs encoding the raw spans):")
+    cpu = [
+        worker_cpu("@task in a trace", ours_task, "child"),
+        worker_cpu("@tool dict in/out", ours_tool, "child"),
+        worker_cpu("@trace per call", ours_trace, "root"),
+    ]
+    print_table(
+        ("spans of", "ours us/span", "raw us/span", "ratio"),
+        [(label, f"{o:.2f}", f"{r:.2f}", f"{x:.2f}x") for label, o, r, x in cpu],
+    )
 
 
 if __name__ == "__main__":
