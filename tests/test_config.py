@@ -196,10 +196,10 @@ def test_defaults() -> None:
     assert config.sample_rate == 1.0
     assert config.debug is False
     assert config.disabled is False
-    assert config.max_queue_events == 1000
-    assert config.max_queue_bytes == 4 * 1024 * 1024
-    assert config.max_batch_events == 100
-    assert config.max_batch_bytes == 512 * 1024
+    assert config.max_queue_events == 30_000
+    assert config.max_queue_bytes == 32 * 1024 * 1024
+    assert config.max_batch_events == 512
+    assert config.max_batch_bytes == 2 * 1024 * 1024
     assert config.flush_interval == 2.0
     assert config.shutdown_timeout == 5.0
     assert config.sync_mode is False

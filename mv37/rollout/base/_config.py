@@ -62,10 +62,10 @@ class RolloutConfig:
     sample_rate: float = field(default=1.0, metadata=_env("ROLLOUT_SAMPLE_RATE"))
     debug: bool = field(default=False, metadata=_env("ROLLOUT_DEBUG"))
     disabled: bool = field(default=False, metadata=_env("ROLLOUT_DISABLED"))
-    max_queue_events: int = 1000
-    max_queue_bytes: int = 4 * 1024 * 1024
-    max_batch_events: int = 100
-    max_batch_bytes: int = 512 * 1024
+    max_queue_events: int = 30_000
+    max_queue_bytes: int = 32 * 1024 * 1024
+    max_batch_events: int = 512
+    max_batch_bytes: int = 2 * 1024 * 1024
     flush_interval: float = 2.0
     shutdown_timeout: float = 5.0
     sync_mode: bool = False

@@ -1,7 +1,10 @@
 """Delivery counters: nothing the SDK drops goes unsaid.
 
 Each client keeps one `Counters`; `Rollout.stats()` returns a `RolloutStats` snapshot.
-The first drop of each reason is logged at debug level on the `mv37.rollout` logger.
+The first drop of each reason is logged at debug level on the `mv37.rollout` logger,
+except `queue_full`, which a person must hear about: its first drop logs a WARNING naming
+the counter and the settings to raise, later ones at most once a minute with the running
+count (`QueueFullWarning`).
 
 Example:
     >>> counters = Counters()
@@ -13,12 +16,20 @@ Example:
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from mv37.rollout.base._diagnostics import debug_once, internal_error_counts
+from mv37.rollout.base._diagnostics import (
+    debug_once,
+    internal_error,
+    internal_error_counts,
+    logger,
+)
 
 DROP_REASONS = ("queue_full", "oversize", "sampled_out", "scrubbed", "shutdown")
 """Why spans are dropped: the export queue was full; the span alone was bigger than
@@ -33,6 +44,61 @@ _DROP_MESSAGES = {
     "scrubbed": "a span was dropped by the scrubber / before_send pipeline",
     "shutdown": "spans ended after shutdown or unsent at the shutdown timeout; dropping them",
 }
+
+
+QUEUE_FULL_WARNING_INTERVAL = 60.0
+"""Seconds between two WARNINGs about `queue_full` drops (the first is logged at once)."""
+
+
+def monotonic() -> float:
+    """The clock `QueueFullWarning` uses by default (looked up per call: tests replace it)."""
+    return time.monotonic()
+
+
+class QueueFullWarning:
+    """Says `queue_full` drops out loud: a WARNING at the first, then at most one per
+    `QUEUE_FULL_WARNING_INTERVAL` seconds (by `clock`, default this module's `monotonic`)
+    with the running count.
+
+    Example:
+        >>> now = [0.0]
+        >>> warning = QueueFullWarning(clock=lambda: now[0])
+        >>> warning.due(), warning.due()  # the first drop is due, the next is not
+        (True, False)
+        >>> now[0] = 61.0
+        >>> warning.due()
+        True
+    """
+
+    def __init__(self, clock: Callable[[], float] | None = None) -> None:
+        self._clock = clock
+        self._next: float | None = None  # when the next WARNING may be logged
+
+    def due(self) -> bool:
+        """Whether a drop now is to be logged (callers hold a lock)."""
+        now = self._clock() if self._clock is not None else monotonic()
+        if self._next is not None and now < self._next:
+            return False
+        self._next = now + QUEUE_FULL_WARNING_INTERVAL
+        return True
+
+    @staticmethod
+    def log(total: int, first: bool) -> None:
+        """Log the WARNING for `total` spans dropped so far."""
+        if first:
+            logger.warning(
+                "mv37.rollout: the export queue is full: spans end faster than they are "
+                "exported, and the ones that do not fit are dropped (counted in "
+                "stats().dropped['queue_full']). Raise max_queue_events / max_queue_bytes "
+                "if bursts are expected, or check that the collector keeps up. Logged again "
+                "at most once a minute with the count"
+            )
+        else:
+            logger.warning(
+                "mv37.rollout: %d spans dropped so far because the export queue was full "
+                "(stats().dropped['queue_full']; raise max_queue_events / max_queue_bytes)",
+                total,
+            )
 
 
 @dataclass(frozen=True)
@@ -73,7 +139,7 @@ class RolloutStats:
 class Counters:
     """Thread-safe counters behind `RolloutStats`."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] | None = None) -> None:
         self._lock = threading.Lock()
         self._started = itertools.count()
         self.exported = 0
@@ -81,6 +147,8 @@ class Counters:
         self.spans_failed = 0
         self._dropped: Counter[str] = Counter()
         self._queued_sources: list[_QueueLength] = []
+        self._clock = clock
+        self._queue_full = QueueFullWarning(clock)
 
     def reset(self) -> None:
         """Start from zero (a forked child counts its own spans)."""
@@ -88,6 +156,7 @@ class Counters:
         self._started = itertools.count()
         self.exported = self.export_failures = self.spans_failed = 0
         self._dropped = Counter()
+        self._queue_full = QueueFullWarning(self._clock)
 
     def add_started(self) -> None:
         """Count one started span (lock-free: `next` on a count is atomic in CPython)."""
@@ -108,10 +177,23 @@ class Counters:
             self.spans_failed += count
 
     def drop(self, reason: str, count: int = 1) -> None:
-        """Count `count` dropped spans for `reason`; debug-log the first of each reason."""
+        """Count `count` dropped spans for `reason`; debug-log the first of each reason
+        (`queue_full`: a WARNING, repeated at most once a minute, see `QueueFullWarning`).
+        """
+        if reason != "queue_full":
+            with self._lock:
+                self._dropped[reason] += count
+            debug_once(f"drop-{reason}", "mv37.rollout: %s", _DROP_MESSAGES.get(reason, reason))
+            return
         with self._lock:
             self._dropped[reason] += count
-        debug_once(f"drop-{reason}", "mv37.rollout: %s", _DROP_MESSAGES.get(reason, reason))
+            total = self._dropped[reason]
+            due = self._queue_full.due()
+        if due and logger.isEnabledFor(logging.WARNING):
+            try:  # called from the user's thread (a span ending): never raise there
+                QueueFullWarning.log(total, first=total == count)
+            except Exception as exc:
+                internal_error("queue full warning", exc)
 
     def watch_queue(self, source: _QueueLength) -> None:
         """Count `source.queued()` in `spans_queued`, `source.in_flight()` in `spans_in_flight`."""

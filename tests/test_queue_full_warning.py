@@ -1,0 +1,99 @@
+"""Drops reach a person: spans dropped because the export queue is full are said out loud.
+
+The first `queue_full` drop logs one WARNING on `mv37.rollout` naming the counter
+(`stats().dropped["queue_full"]`) and the settings to raise; later drops log at most once
+a minute with the running count. The minute is read from `_stats.monotonic`, replaced here
+by a fake clock (no sleeping). The queue overflows for real: a tiny queue whose worker is
+held by a stalled `OTLPReceiver`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import pytest
+
+import mv37.rollout as rollout
+from mv37.rollout.pipeline import _stats
+from mv37.rollout.testing import OTLPReceiver
+
+if TYPE_CHECKING:
+    from tests import delivery_faults_helpers as faults
+else:
+    import delivery_faults_helpers as faults
+
+
+@rollout.tool("step")
+def step(n: int) -> int:
+    return n
+
+
+def queue_full_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "mv37.rollout" and r.levelno == logging.WARNING and "queue" in r.getMessage()
+    ]
+
+
+def test_queue_full_warns_once_then_at_most_once_a_minute_with_the_count(
+    receiver: OTLPReceiver, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    faults.export_timeout(monkeypatch, faults.HOLD_MS)
+    now = [1000.0]
+    monkeypatch.setattr(_stats, "monotonic", lambda: now[0])
+    caplog.set_level(logging.WARNING, logger="mv37.rollout")
+    rollout.init(base_url=receiver.url, console=False, flush_interval=60.0, max_queue_events=5)
+    latch = receiver.stall()
+    try:
+        with rollout.trace("warm-up"):
+            step(0)
+        assert latch.arrived.wait(5.0)  # its end woke the worker, held exporting it now
+
+        with rollout.trace("first"):
+            for n in range(10):  # 10 tool spans and the root: 11 into a 5-span queue
+                step(n)
+        assert rollout.stats().dropped["queue_full"] == 6
+        first = queue_full_warnings(caplog)
+        assert len(first) == 1, first
+        assert "stats().dropped['queue_full']" in first[0]
+        assert "max_queue_events" in first[0]
+        assert "max_queue_bytes" in first[0]
+
+        now[0] += 30.0  # a second overflow within the minute: nothing more
+        with rollout.trace("second"):
+            for n in range(3):
+                step(n)
+        assert rollout.stats().dropped["queue_full"] == 10
+        assert len(queue_full_warnings(caplog)) == 1
+
+        now[0] += 31.0  # the minute has passed: one more line, with the running count
+        with rollout.trace("third"):
+            step(0)
+        assert rollout.stats().dropped["queue_full"] == 12
+        later = queue_full_warnings(caplog)
+        assert len(later) == 2, later
+        assert "11 spans dropped so far" in later[1]  # its tool span; the root followed
+        assert "max_queue_events" in later[1]
+        assert "max_queue_bytes" in later[1]
+    finally:
+        latch.release()
+    assert rollout.flush(10.0) is True
+    stats = rollout.stats()
+    assert stats.spans_exported == 2 + 5  # the warm-up trace and the five that fit
+    assert stats.spans_dropped == stats.dropped["queue_full"] == 12
+
+
+def test_a_warning_that_fails_to_log_never_reaches_the_caller(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(total: int, first: bool) -> None:
+        raise RuntimeError("handler broke")
+
+    monkeypatch.setattr(_stats.QueueFullWarning, "log", staticmethod(broken))
+    monkeypatch.delenv("MV37_ROLLOUT_RAISE_INTERNAL")  # the suite raises internal errors
+    counters = _stats.Counters()
+    counters.drop("queue_full", 3)  # does not raise
+    assert counters.snapshot().dropped["queue_full"] == 3
+    assert counters.snapshot().internal_errors >= 1
