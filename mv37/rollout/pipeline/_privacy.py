@@ -190,11 +190,14 @@ class PrivacyStage:
             raw_events: Sequence[Event] = span._events
         except AttributeError:
             raw, raw_events = dict(span.attributes or {}), span.events
-        attributes, count = redactor.attributes(raw)
+        # One map of scrubbed texts for the whole span: a payload under several keys (our
+        # mirrors), or repeated in an event, is scanned once and masked alike everywhere.
+        seen: dict[str, tuple[str, int]] = {}
+        attributes, count = redactor.attributes(raw, seen)
         events: list[Event] | None = None
         if raw_events:
             for index, event in enumerate(raw_events):
-                scrubbed, n = redactor.attributes(event.attributes or {})
+                scrubbed, n = redactor.attributes(event.attributes or {}, seen)
                 if scrubbed is not None:
                     if events is None:
                         events = list(raw_events)
