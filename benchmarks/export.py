@@ -12,10 +12,20 @@ exits 0. All traffic stays on 127.0.0.1.
    per-call time against the same calls with the collector up (target <= 1.1x).
 3. Collector stalled (accepts, never answers): p50/p99 latency of an `@agent` calling
    three `@tool`s, against a collector that answers (target p99 <= 1.2x).
+4. Delivered share with the default queue settings, to the test `OTLPReceiver` started
+   here on 127.0.0.1 (it decodes every span in this process, so it competes with the
+   worker for the GIL: a pessimistic collector). Each prints `stats()` (exported,
+   dropped) and what the receiver got. Target: 100% delivered, 0 `queue_full`.
+   a. Burst: `BURST_RUNS` (10,000) agent runs (an `@agent` calling three `@tool`s: 4
+      spans) back to back, then `flush()`.
+   b. Steady: 5,000 spans/s (1,250 agent runs/s, paced in 20 ms ticks) for 10 s.
+   c. Server-like: 1,000 concurrent async agents (a third cancelled mid-run) while 20
+      threads run 200 agent runs each.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import logging
 import os
@@ -39,9 +49,12 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 import mv37.rollout as rollout
-from mv37.rollout.testing import capture_spans
+from mv37.rollout.testing import OTLPReceiver, capture_spans
 
 SPANS = int(os.environ.get("BENCH_EXPORT_SPANS", "20000"))
+BURST_RUNS = int(os.environ.get("BENCH_BURST_RUNS", "10000"))
+STEADY_SPANS_PER_S = 5000
+STEADY_SECONDS = 10.0
 DOWN_CALLS = int(os.environ.get("BENCH_DOWN_CALLS", "1000000"))
 TIMING_CALLS = 100_000
 REPEATS = 3
@@ -285,6 +298,106 @@ def stalled(receiver: CountingReceiver) -> dict[str, float]:
     }
 
 
+# -- 4. delivered share with the defaults -------------------------------------------------------
+
+
+@rollout.tool("alookup")
+async def alookup(query: dict[str, Any]) -> dict[str, Any]:
+    await asyncio.sleep(0.001)
+    return {"id": query["id"], "status": "ok"}
+
+
+@rollout.agent("aagent")
+async def aagent(i: int) -> int:
+    await alookup({"id": i})
+    await alookup({"id": i + 1})
+    await alookup({"id": i + 2})
+    return i
+
+
+def delivered(label: str, run: Callable[[], str]) -> None:
+    """Run `run` against a fresh `OTLPReceiver` with default queue settings; report shares."""
+    with OTLPReceiver() as server:
+        rollout.init(base_url=server.url, console=False, install_global_provider=False)
+        try:
+            note = run()
+            start = time.perf_counter()
+            flushed = rollout.flush(60)
+            flush_s = time.perf_counter() - start
+            stats = rollout.stats()
+            received = len(server.spans())
+        finally:
+            rollout.shutdown()
+    started = stats.spans_started
+    share = received / started if started else 0.0
+    full = stats.dropped["queue_full"]
+    row(
+        label,
+        f"{received:,}/{started:,} = {share:.1%}",
+        "100%, 0 queue_full",
+        share == 1.0 and full == 0,
+    )
+    print(
+        f"     stats: started={started:,} exported={stats.spans_exported:,} "
+        f"queue_full={full:,} dropped={stats.spans_dropped:,} failed={stats.spans_failed:,}; "
+        f"receiver got {received:,}; flush {'ok' if flushed else 'TIMED OUT'} in "
+        f"{flush_s:.2f}s{'; ' + note if note else ''}"
+    )
+
+
+def burst() -> str:
+    start = time.perf_counter()
+    for i in range(BURST_RUNS):
+        agent(i)
+    return f"{BURST_RUNS:,} runs in {time.perf_counter() - start:.2f}s"
+
+
+def steady() -> str:
+    tick = 0.02
+    runs_per_tick = round(STEADY_SPANS_PER_S / 4 * tick)
+    ticks = round(STEADY_SECONDS / tick)
+    behind = 0
+    start = time.perf_counter()
+    for n in range(ticks):
+        for i in range(runs_per_tick):
+            agent(i)
+        pause = start + (n + 1) * tick - time.perf_counter()
+        if pause > 0:
+            time.sleep(pause)
+        else:
+            behind += 1
+    elapsed = time.perf_counter() - start
+    rate = ticks * runs_per_tick * 4 / elapsed
+    return f"{rate:,.0f} spans/s over {elapsed:.1f}s ({behind} ticks late)"
+
+
+def server_like() -> str:
+    async def agents() -> tuple[int, int]:
+        tasks = [asyncio.create_task(aagent(i)) for i in range(1000)]
+        await asyncio.sleep(0.002)  # every agent has started and awaits its first tool
+        for task in tasks[::3]:
+            task.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        cancelled = sum(isinstance(r, asyncio.CancelledError) for r in results)
+        return len(tasks) - cancelled, cancelled
+
+    def worker(offset: int) -> None:
+        for i in range(200):
+            agent(offset + i)
+
+    threads = [threading.Thread(target=worker, args=(n * 1000,)) for n in range(20)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    done, cancelled = asyncio.run(agents())
+    for thread in threads:
+        thread.join()
+    return (
+        f"{done} async agents done, {cancelled} cancelled, 20x200 thread runs in "
+        f"{time.perf_counter() - start:.2f}s"
+    )
+
+
 def row(label: str, value: str, target: str, ok: bool | None) -> None:
     verdict = "-" if ok is None else ("PASS" if ok else "MISS")
     print(f"{label:<52} {value:<28} {target:<26} {verdict}")
@@ -353,7 +466,13 @@ def main() -> None:
             ratio <= 1.2,
         )
 
+    def section_delivered() -> None:
+        delivered("4a. burst: 10,000 agent runs, flush (received)", burst)
+        delivered("4b. steady 5,000 spans/s for 10 s (received)", steady)
+        delivered("4c. server-like async+threads (received/started)", server_like)
+
     sections = [
+        ("delivered", section_delivered),
         ("throughput", section_throughput),
         ("down", section_down),
         ("stalled", section_stalled),
