@@ -48,7 +48,21 @@ _EVENT_FIELDS = frozenset(
     {"name", "brief", "note", "stability", "deprecated", "annotations", "attributes"}
 )
 _REF_FIELDS = frozenset({"ref", "requirement_level", "brief", "note", "examples"})
-_ROLLOUT_ANNOTATIONS = frozenset({"where", "upstream", "mirrors"})
+_ROLLOUT_ANNOTATIONS = frozenset({"where", "upstream", "mirrors", "payload"})
+_PAYLOAD_FIELDS = frozenset({"direction", "spans", "form"})
+DIRECTIONS = ("input", "output")
+PAYLOAD_FORMS = (
+    "text",
+    "mime_type",
+    "messages",
+    "flattened_messages",
+    "system_instructions",
+    "tool_definitions",
+)
+# The convention (the `semconv` option's names) a payload key belongs to, by upstream;
+# `rollout` is our own fallback, written only where no enabled convention has a key.
+CONVENTIONS = {"otel": "genai", "openinference": "openinference"}
+FALLBACK = "rollout"
 
 MODULE_DOCSTRING = (
     '"""Attribute and event names of mv37.rollout (generated from semconv/; do not edit).\n'
@@ -70,6 +84,15 @@ def is_registered_event(name: str) -> bool:
 '''
 
 
+@dataclass(frozen=True)
+class PayloadRole:
+    """Where a payload key is used: which direction, on which span types, in what form."""
+
+    direction: str
+    spans: tuple[str, ...]
+    form: str
+
+
 class RegistryError(Exception):
     """The registry YAML is malformed or inconsistent."""
 
@@ -87,6 +110,12 @@ class Attribute:
     upstream: str | None = None
     mirrors: tuple[str, ...] = ()
     deprecated: str | None = None
+    payload: PayloadRole | None = None
+
+    @property
+    def convention(self) -> str:
+        """The `semconv` convention of this key (`rollout` for our own keys)."""
+        return FALLBACK if self.upstream is None else CONVENTIONS.get(self.upstream, self.upstream)
 
     @property
     def is_template(self) -> bool:
@@ -144,6 +173,14 @@ class Registry:
     def mirrored_by(self, key: str) -> tuple[Attribute, ...]:
         """The mirrors that repeat the value of the rollout attribute `key`."""
         return tuple(a for a in self.mirrored_attributes if key in a.mirrors)
+
+    def payload_mirrors(self) -> list[tuple[str, str, str, str, tuple[str, ...]]]:
+        """`(convention, direction, form, key, span types)` of every payload key."""
+        return [
+            (a.convention, a.payload.direction, a.payload.form, a.key, a.payload.spans)
+            for a in self.attributes
+            if a.payload is not None
+        ]
 
     def constants(self) -> list[tuple[str, str, str]]:
         """`(constant, value, brief)` for every attribute, then every event."""
@@ -269,6 +306,9 @@ def _parse_attribute(raw: object, where: str) -> Attribute:
         )
     if upstream is None and "mirrors" in rollout:
         raise RegistryError(f"{where}: only mirrored (non-rollout) keys list `mirrors`")
+    payload = _payload_role(rollout.get("payload"), f"{where}: annotations.rollout.payload")
+    if payload is not None and upstream is not None and upstream not in CONVENTIONS:
+        raise RegistryError(f"{where}: payload keys come from one of {sorted(CONVENTIONS)}")
     deprecated = None
     if "deprecated" in entry:
         deprecated = _text(_mapping(entry["deprecated"], f"{where}: deprecated"), "note", where)
@@ -282,7 +322,25 @@ def _parse_attribute(raw: object, where: str) -> Attribute:
         upstream=None if upstream is None else str(upstream),
         mirrors=_strings(rollout.get("mirrors", []), f"{where}: annotations.rollout.mirrors"),
         deprecated=" ".join(deprecated.split()) if deprecated else None,
+        payload=payload,
     )
+
+
+def _payload_role(raw: object, where: str) -> PayloadRole | None:
+    if raw is None:
+        return None
+    entry = _mapping(raw, where)
+    _check_fields(entry, _PAYLOAD_FIELDS, where)
+    direction = _text(entry, "direction", where)
+    form = _text(entry, "form", where)
+    spans = _strings(entry.get("spans", []), f"{where}: spans")
+    if direction not in DIRECTIONS:
+        raise RegistryError(f"{where}: direction must be one of {DIRECTIONS}")
+    if form not in PAYLOAD_FORMS:
+        raise RegistryError(f"{where}: form must be one of {PAYLOAD_FORMS}")
+    if not spans or len(set(spans)) != len(spans):
+        raise RegistryError(f'{where}: spans must list span types (or "*") once each')
+    return PayloadRole(direction, spans, form)
 
 
 def _requirement_level(value: object, where: str) -> str:
@@ -420,11 +478,58 @@ def render_python(registry: Registry) -> str:
     ]
     names = sorted(e.name for e in registry.events)
     lines += _py_set("EVENT_NAMES", names, "Every registered event name.")
+    lines += ["", *_py_payload_mirrors(registry)]
     text = "\n".join(lines) + "\n" + MODULE_FOOTER
     for number, line in enumerate(text.splitlines(), 1):
         if len(line) > MAX_LINE:
             raise RegistryError(f"{PYTHON_OUT}:{number} would exceed {MAX_LINE} characters")
     return text
+
+
+def _py_payload_mirrors(registry: Registry) -> list[str]:
+    rows = []
+    for convention, direction, form, key, spans in registry.payload_mirrors():
+        items = ", ".join(_py_string(s, key) for s in spans)
+        span_tuple = f"({items},)" if len(spans) == 1 else f"({items})"
+        cells = [_py_string(v, key) for v in (convention, direction, form, key)]
+        rows.append(f"    ({', '.join(cells)}, {span_tuple}),")
+    conventions = sorted({c for c, *_ in registry.payload_mirrors()} - {FALLBACK})
+    names = ", ".join(_py_string(c, c) for c in conventions)
+    return [
+        f"SEMCONV_CONVENTIONS: Final = ({names})",
+        '"""The conventions a payload can be written under (the `semconv` option)."""',
+        "",
+        "PAYLOAD_MIRRORS: Final[tuple[tuple[str, str, str, str, tuple[str, ...]], ...]] = (",
+        *rows,
+        ")",
+        '"""Payload keys: (convention, direction, form, key, span types; "*" is any type).',
+        "",
+        "A payload is written once under each enabled convention with a key for the span",
+        f"type; under `{FALLBACK}` only where no enabled convention has one.",
+        '"""',
+    ]
+
+
+def _payload_table(registry: Registry) -> list[str]:
+    """Markdown: which key carries a payload, per span type, direction and convention."""
+    mirrors = registry.payload_mirrors()
+    conventions = [c for c in dict.fromkeys(c for c, *_ in mirrors) if c != FALLBACK]
+    named = sorted({s for *_, spans in mirrors for s in spans if s != "*"})
+    templates = {a.key for a in registry.attributes if a.is_template}
+    header = ["span type", "direction", *conventions, f"none of them ({FALLBACK}.*)"]
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    for span_type in [*named, "*"]:
+        for direction in DIRECTIONS:
+            cells = ["other types" if span_type == "*" else span_type, direction]
+            for convention in [*conventions, FALLBACK]:
+                keys = [
+                    _code(key + ".<N>.*" if key in templates else key)
+                    for c, d, _form, key, spans in mirrors
+                    if c == convention and d == direction and (span_type in spans or "*" in spans)
+                ]
+                cells.append(", ".join(keys) or "—")
+            lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def _cell(text: str) -> str:
@@ -493,6 +598,17 @@ def render_markdown(registry: Registry) -> str:
         "",
         header,
         *(_attribute_row(registry, a) for a in registry.mirrored_attributes),
+        "",
+        "## Payload keys per convention",
+        "",
+        "A captured input or output is written once under each convention enabled by",
+        "`semconv` / `ROLLOUT_SEMCONV` (`genai`, `openinference`; default both), with the",
+        "keys below for the span's type; the `rollout.*` key only when no enabled",
+        "convention has one. Truncation stays marked by `rollout.input.truncated` /",
+        "`rollout.input.original_length` (outputs likewise). Generated as",
+        "`semconv.PAYLOAD_MIRRORS`.",
+        "",
+        *_payload_table(registry),
         "",
         "## Events",
         "",

@@ -124,7 +124,7 @@ def accounted(stats: rollout.RolloutStats) -> int:
 
 
 def tool_input(span: ReceivedSpan) -> int:
-    value = json.loads(str(span.attributes[sc.ROLLOUT_INPUT]))
+    value = json.loads(str(span.attributes[sc.INPUT_VALUE]))
     assert isinstance(value, dict)
     return int(value["n"])
 

@@ -273,8 +273,8 @@ def test_a_run_inside_a_rollout_trace_is_one_tree_in_its_trace(
     assert tool["name"] == "execute_tool get_weather"
     assert tool["attributes"][sc.OPENINFERENCE_SPAN_KIND] == "TOOL"
     assert tool["attributes"][sc.GEN_AI_TOOL_NAME] == "get_weather"
-    assert tool["attributes"][sc.ROLLOUT_INPUT] == '{"city": "Paris"}'
-    assert tool["attributes"][sc.ROLLOUT_OUTPUT] == "sunny in Paris"
+    assert tool["attributes"][sc.INPUT_VALUE] == '{"city": "Paris"}'
+    assert tool["attributes"][sc.OUTPUT_VALUE] == "sunny in Paris"
     assert tool["status"] == "UNSET"
 
     llms = sorted(by_type(captured, "llm"), key=lambda s: s["attributes"][sc.GEN_AI_RESPONSE_ID])
@@ -292,7 +292,7 @@ def test_a_run_inside_a_rollout_trace_is_one_tree_in_its_trace(
         assert attrs[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] == 2
     assert [s["attributes"][sc.GEN_AI_RESPONSE_ID] for s in llms] == ["resp_1", "resp_2"]
     assert '"tool_call"' in llms[0]["attributes"][sc.GEN_AI_OUTPUT_MESSAGES]
-    assert llms[1]["attributes"][sc.ROLLOUT_OUTPUT] == "It is sunny"
+    assert llms[1]["attributes"][sc.OUTPUT_VALUE] == "It is sunny"
     assert "weather in Paris?" in llms[0]["attributes"][sc.GEN_AI_INPUT_MESSAGES]
 
     (guardrail,) = by_type(captured, "guardrail")
@@ -420,7 +420,7 @@ def test_message_content_off_keeps_messages_out(captured: CapturedSpans) -> None
         (llm,) = by_type(quiet, "llm")
     assert sc.GEN_AI_INPUT_MESSAGES not in llm["attributes"]
     assert sc.GEN_AI_OUTPUT_MESSAGES not in llm["attributes"]
-    assert sc.ROLLOUT_OUTPUT not in llm["attributes"]
+    assert sc.OUTPUT_VALUE not in llm["attributes"]
     assert llm["attributes"][sc.GEN_AI_USAGE_INPUT_TOKENS] == 20
 
 

@@ -580,8 +580,8 @@ def test_otel_attribute_limit_caps_captured_payloads(monkeypatch: pytest.MonkeyP
     rollout.flush()
     (tool,) = [s for s in exporter.get_finished_spans() if s.name == "execute_tool echo"]
     attrs = dict(tool.attributes or {})
-    assert len(str(attrs[sc.ROLLOUT_INPUT])) <= 500
-    assert len(str(attrs[sc.ROLLOUT_OUTPUT])) <= 500
+    assert len(str(attrs[sc.INPUT_VALUE])) <= 500
+    assert len(str(attrs[sc.OUTPUT_VALUE])) <= 500
 
 
 # -- init twice ---------------------------------------------------------------------------------

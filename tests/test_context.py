@@ -360,7 +360,7 @@ async def test_bind_context_carries_the_trace_into_a_pool_worker(
     assert len(spans) == 2
     tool = captured.by_name("execute_tool fetch")
     assert_child(tool, captured.by_name("pooled"))
-    assert tool["attributes"][sc.ROLLOUT_INPUT] == '{"url": "bound"}'
+    assert tool["attributes"][sc.INPUT_VALUE] == '{"url": "bound"}'
 
 
 async def test_bind_context_carries_the_trace_into_an_async_callable(

@@ -73,7 +73,7 @@ async def test_error_is_recorded_and_reraised_unchanged(
     assert attrs[sc.ERROR_TYPE] == "Boom"
     assert attrs[sc.ROLLOUT_ERROR_TYPE] == "Boom"
     assert attrs[sc.ROLLOUT_ERROR_MESSAGE] == "kaboom"
-    assert sc.ROLLOUT_OUTPUT not in attrs
+    assert sc.OUTPUT_VALUE not in attrs
     if kind == "tool":
         assert attrs[sc.ROLLOUT_TOOL_STATUS] == "error"
 

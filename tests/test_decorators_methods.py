@@ -61,11 +61,11 @@ async def test_methods_called_on_instance_and_class(
         {"city": "Lyon", "n": 3, "rest": []},
     ]
     spans = matrix.named(captured, "work")
-    assert [json.loads(s["attributes"][sc.ROLLOUT_INPUT]) for s in spans] == [
+    assert [json.loads(s["attributes"][sc.INPUT_VALUE]) for s in spans] == [
         {"city": "Paris", "n": 2},
         {"city": "Lyon", "n": 3},
     ]
-    assert [json.loads(s["attributes"][sc.ROLLOUT_OUTPUT]) for s in spans] == results
+    assert [json.loads(s["attributes"][sc.OUTPUT_VALUE]) for s in spans] == results
 
 
 @pytest.mark.parametrize("shape", matrix.METHOD_SHAPES)
@@ -125,8 +125,8 @@ async def test_decorating_an_already_bound_method_names_its_arguments(
         result = await matrix.run(mode, tool, "Paris", n=2)
     assert result == {"city": "Paris", "n": 2, "tag": "shop" if bound_to == "instance" else "_Shop"}
     [span] = matrix.named(captured, "bound")
-    assert json.loads(span["attributes"][sc.ROLLOUT_INPUT]) == {"city": "Paris", "n": 2}
-    assert json.loads(span["attributes"][sc.ROLLOUT_OUTPUT]) == result
+    assert json.loads(span["attributes"][sc.INPUT_VALUE]) == {"city": "Paris", "n": 2}
+    assert json.loads(span["attributes"][sc.OUTPUT_VALUE]) == result
 
 
 # == preservation ===========================================================================

@@ -24,8 +24,8 @@ else:
 
 
 PAYLOAD_KEYS = (
-    sc.ROLLOUT_INPUT,
-    sc.ROLLOUT_OUTPUT,
+    sc.INPUT_VALUE,
+    sc.OUTPUT_VALUE,
     sc.INPUT_VALUE,
     sc.OUTPUT_VALUE,
     sc.INPUT_MIME_TYPE,
@@ -188,7 +188,7 @@ async def test_bare_named_and_options_forms(captured: CapturedSpans, form: str, 
     assert span["name"] == spec.otel_name
     assert span["attributes"][sc.ROLLOUT_SPAN_TYPE] == spec.span_type
     assert span["attributes"][sc.ROLLOUT_SPAN_NAME] == spec.rollout_name
-    assert (sc.ROLLOUT_OUTPUT in span["attributes"]) is spec.has_output
+    assert (sc.OUTPUT_VALUE in span["attributes"]) is spec.has_output
     for key, value in spec.extra:
         assert span["attributes"][key] == value
 
@@ -219,16 +219,16 @@ async def test_agent_and_tool_capture_input_and_output_by_default(
     result = await matrix.invoke(kind, built, *args, **kwargs)
 
     attrs = captured.by_name("work")["attributes"]
-    assert json.loads(attrs[sc.ROLLOUT_INPUT]) == expected_input
-    assert attrs[sc.INPUT_VALUE] == attrs[sc.ROLLOUT_INPUT]
+    assert json.loads(attrs[sc.INPUT_VALUE]) == expected_input
+    assert attrs[sc.INPUT_VALUE] == attrs[sc.INPUT_VALUE]
     assert attrs[sc.INPUT_MIME_TYPE] == "application/json"
-    assert attrs[sc.ROLLOUT_INPUT_MIME_TYPE] == "application/json"
-    assert json.loads(attrs[sc.ROLLOUT_OUTPUT]) == result
-    assert attrs[sc.OUTPUT_VALUE] == attrs[sc.ROLLOUT_OUTPUT]
+    assert attrs[sc.INPUT_MIME_TYPE] == "application/json"
+    assert json.loads(attrs[sc.OUTPUT_VALUE]) == result
+    assert attrs[sc.OUTPUT_VALUE] == attrs[sc.OUTPUT_VALUE]
     assert attrs[sc.OUTPUT_MIME_TYPE] == "application/json"
     if kind == "tool":
-        assert attrs[sc.GEN_AI_TOOL_CALL_ARGUMENTS] == attrs[sc.ROLLOUT_INPUT]
-        assert attrs[sc.GEN_AI_TOOL_CALL_RESULT] == attrs[sc.ROLLOUT_OUTPUT]
+        assert attrs[sc.GEN_AI_TOOL_CALL_ARGUMENTS] == attrs[sc.INPUT_VALUE]
+        assert attrs[sc.GEN_AI_TOOL_CALL_RESULT] == attrs[sc.OUTPUT_VALUE]
     else:
         assert sc.GEN_AI_TOOL_CALL_ARGUMENTS not in attrs
 
@@ -257,11 +257,11 @@ async def test_span_and_task_capture_when_asked(
     result = await matrix.invoke(kind, built, "Paris", 2, "x")
 
     attrs = captured.by_name("work")["attributes"]
-    assert json.loads(attrs[sc.ROLLOUT_INPUT]) == {"city": "Paris", "n": 2, "rest": ["x"]}
-    assert attrs[sc.INPUT_VALUE] == attrs[sc.ROLLOUT_INPUT]
+    assert json.loads(attrs[sc.INPUT_VALUE]) == {"city": "Paris", "n": 2, "rest": ["x"]}
+    assert attrs[sc.INPUT_VALUE] == attrs[sc.INPUT_VALUE]
     assert attrs[sc.INPUT_MIME_TYPE] == "application/json"
-    assert json.loads(attrs[sc.ROLLOUT_OUTPUT]) == result
-    assert attrs[sc.OUTPUT_VALUE] == attrs[sc.ROLLOUT_OUTPUT]
+    assert json.loads(attrs[sc.OUTPUT_VALUE]) == result
+    assert attrs[sc.OUTPUT_VALUE] == attrs[sc.OUTPUT_VALUE]
 
 
 @pytest.mark.parametrize("shape", matrix.ALL_SHAPES)
@@ -292,9 +292,9 @@ async def test_string_output_is_text_plain(captured: CapturedSpans, shape: str) 
     attrs = captured.by_name("work")["attributes"]
     mode = matrix.SHAPES[shape][0]
     if mode in ("gen", "agen"):
-        assert json.loads(attrs[sc.ROLLOUT_OUTPUT]) == ["Paris", "sunny in Paris"]
+        assert json.loads(attrs[sc.OUTPUT_VALUE]) == ["Paris", "sunny in Paris"]
     else:
-        assert attrs[sc.ROLLOUT_OUTPUT] == "sunny in Paris"
+        assert attrs[sc.OUTPUT_VALUE] == "sunny in Paris"
         assert attrs[sc.OUTPUT_MIME_TYPE] == "text/plain"
 
 

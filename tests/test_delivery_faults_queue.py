@@ -174,7 +174,7 @@ async def test_queue_bytes_bound_drops_exactly_what_does_not_fit(
     spans = receiver.wait_for_spans(faults.SPANS_PER_RUN + len(admitted))
     assert len(spans) == faults.SPANS_PER_RUN + len(admitted)
     assert sorted(s.name for s in spans[faults.SPANS_PER_RUN :]) == sorted(admitted)
-    outputs = [str(s.attributes[sc.ROLLOUT_OUTPUT])[:1] for s in spans if s.name == blob_name]
+    outputs = [str(s.attributes[sc.OUTPUT_VALUE])[:1] for s in spans if s.name == blob_name]
     assert sorted(outputs) == [str(n) for n in range(blobs)]  # the first ones fit
     stats = rollout.stats()
     assert stats.spans_exported == faults.SPANS_PER_RUN + len(admitted)

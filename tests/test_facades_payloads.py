@@ -87,22 +87,22 @@ async def test_payloads_through_every_facade(captured: CapturedSpans, mode: str,
     work = captured.by_name("work")["attributes"]
     tool = captured.by_name("execute_tool use")["attributes"]
     recorded = [
-        root[sc.ROLLOUT_INPUT],
-        root[sc.ROLLOUT_OUTPUT],
-        work[sc.ROLLOUT_INPUT],
-        work[sc.ROLLOUT_OUTPUT],
+        root[sc.INPUT_VALUE],
+        root[sc.OUTPUT_VALUE],
         work[sc.INPUT_VALUE],
         work[sc.OUTPUT_VALUE],
-        tool[sc.ROLLOUT_INPUT],
+        work[sc.INPUT_VALUE],
+        work[sc.OUTPUT_VALUE],
+        tool[sc.INPUT_VALUE],
         tool[sc.GEN_AI_TOOL_CALL_ARGUMENTS],
-        tool[sc.ROLLOUT_OUTPUT],
+        tool[sc.OUTPUT_VALUE],
         tool[sc.GEN_AI_TOOL_CALL_RESULT],
     ]
     for text in recorded:
         assert isinstance(text, str)
         assert json.loads(text) == expected
-    assert work[sc.ROLLOUT_INPUT_MIME_TYPE] == "application/json"
-    assert work[sc.ROLLOUT_OUTPUT_MIME_TYPE] == "application/json"
+    assert work[sc.INPUT_MIME_TYPE] == "application/json"
+    assert work[sc.OUTPUT_MIME_TYPE] == "application/json"
     assert captured.by_name("work")["status"] == "UNSET"
 
 
@@ -119,7 +119,7 @@ async def test_huge_payload_is_capped_and_marked(mode: str) -> None:
             span.record_output(huge)
         attrs = captured.by_name("work")["attributes"]
 
-    output = attrs[sc.ROLLOUT_OUTPUT]
+    output = attrs[sc.OUTPUT_VALUE]
     assert isinstance(output, str)
     assert len(output) <= 1000
     assert output.startswith("x" * 900)
@@ -127,6 +127,6 @@ async def test_huge_payload_is_capped_and_marked(mode: str) -> None:
     assert len(attrs[sc.OUTPUT_VALUE]) <= 1000
     assert attrs[sc.ROLLOUT_OUTPUT_TRUNCATED] is True
     assert attrs[sc.ROLLOUT_OUTPUT_ORIGINAL_LENGTH] == FIVE_MB
-    assert attrs[sc.ROLLOUT_INPUT] == "short"
+    assert attrs[sc.INPUT_VALUE] == "short"
     assert sc.ROLLOUT_INPUT_TRUNCATED not in attrs
     assert sc.ROLLOUT_INPUT_ORIGINAL_LENGTH not in attrs

@@ -181,11 +181,20 @@ async def test_llm_span_messages_recorded_by_hand_get_message_mirrors(
     assert attrs["llm.output_messages.0.message.content"] == "It is 21C."
     assert json.loads(attrs[sc.INPUT_VALUE]) == chat  # the payload itself, unchanged
 
-    for name in ("chat m2", "step"):
-        keys = captured.by_name(name)["attributes"]
-        assert sc.GEN_AI_INPUT_MESSAGES not in keys
-        assert not any(k.startswith("llm.input_messages") for k in keys)
-    assert sc.GEN_AI_OUTPUT_MESSAGES not in captured.by_name("chat m2")["attributes"]
+    # Not a chat: OpenInference has it once in input.value; GenAI, whose only key on an
+    # LLM span is the messages one, gets it as one text message.
+    plain = captured.by_name("chat m2")["attributes"]
+    assert json.loads(plain[sc.INPUT_VALUE]) == {"query": "not a chat"}
+    assert json.loads(plain[sc.GEN_AI_INPUT_MESSAGES]) == [
+        {"role": "user", "parts": [{"type": "text", "content": '{"query": "not a chat"}'}]}
+    ]
+    assert json.loads(plain[sc.GEN_AI_OUTPUT_MESSAGES]) == [
+        {"role": "assistant", "parts": [{"type": "text", "content": "42"}]}
+    ]
+    assert not any(k.startswith(("llm.input_messages", "llm.output_messages")) for k in plain)
+    step_keys = captured.by_name("step")["attributes"]
+    assert sc.GEN_AI_INPUT_MESSAGES not in step_keys  # only LLM and agent spans
+    assert not any(k.startswith("llm.input_messages") for k in step_keys)
 
 
 @pytest.mark.parametrize("switch", ["argument", "otel_env"])
@@ -250,10 +259,10 @@ async def test_tool_call_records_call_and_result(
     assert attrs[sc.GEN_AI_TOOL_CALL_ID] == "call_1"
     assert attrs[sc.TOOL_ID] == "call_1"
     assert attrs[sc.ROLLOUT_TOOL_RETRY_COUNT] == 2
-    assert json.loads(attrs[sc.ROLLOUT_INPUT]) == {"id": 42}
+    assert json.loads(attrs[sc.INPUT_VALUE]) == {"id": 42}
     assert json.loads(attrs[sc.GEN_AI_TOOL_CALL_ARGUMENTS]) == {"id": 42}
     assert json.loads(attrs[sc.INPUT_VALUE]) == {"id": 42}
-    assert json.loads(attrs[sc.ROLLOUT_OUTPUT]) == {"status": "shipped"}
+    assert json.loads(attrs[sc.OUTPUT_VALUE]) == {"status": "shipped"}
     assert json.loads(attrs[sc.GEN_AI_TOOL_CALL_RESULT]) == {"status": "shipped"}
     assert json.loads(attrs[sc.OUTPUT_VALUE]) == {"status": "shipped"}
     assert attrs[sc.ROLLOUT_TOOL_STATUS] == "ok"
@@ -284,7 +293,7 @@ async def test_tool_call_exception_marks_error_and_is_reraised(
     assert "inventory down" in (span["status_description"] or "")
     assert span["attributes"][sc.ROLLOUT_TOOL_STATUS] == "error"
     assert span["attributes"][sc.ERROR_TYPE] == "ConnectionError"
-    assert sc.ROLLOUT_OUTPUT not in span["attributes"]
+    assert sc.OUTPUT_VALUE not in span["attributes"]
     [exception] = events_named(span, sc.EVENT_EXCEPTION)
     assert exception[sc.EXCEPTION_TYPE] == "ConnectionError"
     assert exception[sc.EXCEPTION_MESSAGE] == "inventory down"
@@ -318,7 +327,7 @@ async def test_streaming_preview_count_and_first_chunk_time(mode: str) -> None:
     assert attrs[sc.ROLLOUT_LLM_STREAM_PREVIEW] == "".join(CHUNKS)[-10:] == "ld!!! done"
     assert attrs[sc.ROLLOUT_LLM_TIME_TO_FIRST_CHUNK] >= 0
     assert attrs[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] >= 0
-    assert attrs[sc.ROLLOUT_OUTPUT] == "Hello, world!!! done"
+    assert attrs[sc.OUTPUT_VALUE] == "Hello, world!!! done"
     assert attrs[sc.ROLLOUT_USAGE_OUTPUT_TOKENS] == 5
     assert attrs[sc.ROLLOUT_USAGE_TOTAL_TOKENS] == 13
     assert span["status"] == "UNSET"
@@ -339,7 +348,7 @@ def test_streaming_without_a_with_block(captured: CapturedSpans) -> None:
     [span] = [s for s in captured.as_dicts() if s["type"] == "llm"]
     assert span["attributes"][sc.ROLLOUT_LLM_STREAM_CHUNK_COUNT] == 2
     assert span["attributes"][sc.ROLLOUT_LLM_STREAM_PREVIEW] == "ab"
-    assert span["attributes"][sc.ROLLOUT_OUTPUT] == "ab"
+    assert span["attributes"][sc.OUTPUT_VALUE] == "ab"
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -192,15 +192,15 @@ async def test_agent_input_and_output_on_the_trace_span(
         trace.set_agent_output("It ships tomorrow.")
 
     attrs = captured.by_name("invoke_workflow agent_run")["attributes"]
-    assert json.loads(attrs[sc.ROLLOUT_INPUT]) == {"question": "Where is my order?"}
     assert json.loads(attrs[sc.INPUT_VALUE]) == {"question": "Where is my order?"}
-    assert attrs[sc.ROLLOUT_INPUT_MIME_TYPE] == "application/json"
-    assert attrs[sc.ROLLOUT_OUTPUT] == "It ships tomorrow."
+    assert json.loads(attrs[sc.INPUT_VALUE]) == {"question": "Where is my order?"}
+    assert attrs[sc.INPUT_MIME_TYPE] == "application/json"
     assert attrs[sc.OUTPUT_VALUE] == "It ships tomorrow."
-    assert attrs[sc.ROLLOUT_OUTPUT_MIME_TYPE] == "text/plain"
+    assert attrs[sc.OUTPUT_VALUE] == "It ships tomorrow."
+    assert attrs[sc.OUTPUT_MIME_TYPE] == "text/plain"
     child = captured.by_name("child")["attributes"]
-    assert sc.ROLLOUT_INPUT not in child
-    assert sc.ROLLOUT_OUTPUT not in child
+    assert sc.INPUT_VALUE not in child
+    assert sc.OUTPUT_VALUE not in child
 
 
 # == usage ====================================================================================

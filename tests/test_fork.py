@@ -38,7 +38,7 @@ def work(tag: str) -> None:
 def _inputs(receiver: OTLPReceiver) -> Counter[str]:
     """How many tool spans arrived per tag."""
     return Counter(
-        str(span.attributes[sc.ROLLOUT_INPUT])
+        str(span.attributes[sc.INPUT_VALUE])
         for span in receiver.spans()
         if span.name == "execute_tool step"
     )

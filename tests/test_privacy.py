@@ -79,7 +79,7 @@ def test_secret_looking_keys_are_secret(key: str) -> None:
         "author",
         "passenger_count",
         "keyboard",
-        "rollout.input",
+        "input.value",
         "tool.name",
         "rollout.attributes.region",
     ],
@@ -445,8 +445,8 @@ def test_global_capture_switches(
         spans = captured.exporter.get_finished_spans()
     for span in spans:
         attrs = span.attributes or {}
-        assert (sc.ROLLOUT_INPUT in attrs) is has_input, span.name
-        assert (sc.ROLLOUT_OUTPUT in attrs) is has_output, span.name
+        assert (sc.INPUT_VALUE in attrs) is has_input, span.name
+        assert (sc.OUTPUT_VALUE in attrs) is has_output, span.name
 
 
 @pytest.mark.parametrize(
@@ -472,8 +472,8 @@ def test_llm_content_follows_the_content_switch(
             llm.record_input([{"role": "user", "content": "hi"}])
             llm.record_output("hello")
         attrs = _attrs(captured.exporter, "chat m")
-    assert (sc.ROLLOUT_INPUT in attrs) is content
-    assert (sc.ROLLOUT_OUTPUT in attrs) is content
+    assert (sc.INPUT_VALUE in attrs) is content
+    assert (sc.OUTPUT_VALUE in attrs) is content
 
 
 def test_the_console_tree_is_scrubbed_too(capsys: pytest.CaptureFixture[str]) -> None:

@@ -17,7 +17,7 @@ import mv37.rollout as rollout
 from mv37.rollout import semconv as sc
 from mv37.rollout.base import _diagnostics
 from mv37.rollout.testing import CapturedSpans, capture_spans
-from mv37.rollout.vocabulary import _attributes
+from mv37.rollout.vocabulary import _payload_mirrors
 
 payloads = st.recursive(
     st.none()
@@ -72,7 +72,7 @@ def test_internal_failure_is_logged_once_and_swallowed(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("serialiser bug")
 
-    monkeypatch.setattr(_attributes, "serialize", broken)
+    monkeypatch.setattr(_payload_mirrors, "serialize", broken)
     result = object()
 
     @rollout.tool
@@ -111,8 +111,8 @@ def test_hostile_payloads_never_raise(captured: CapturedSpans, value: Any) -> No
     with rollout.trace("t"):
         assert echo(value) is value
     span = captured.by_name("execute_tool echo")
-    assert isinstance(span["attributes"][sc.ROLLOUT_INPUT], str)
-    assert isinstance(span["attributes"][sc.ROLLOUT_OUTPUT], str)
+    assert isinstance(span["attributes"][sc.INPUT_VALUE], str)
+    assert isinstance(span["attributes"][sc.OUTPUT_VALUE], str)
 
 
 @pytest.mark.parametrize("is_async", [False, True])
@@ -140,7 +140,7 @@ def test_unprintable_values_and_exceptions(captured: CapturedSpans, is_async: bo
     span = captured.by_name("execute_tool sync_tool" if not is_async else "execute_tool async_tool")
     assert span["status"] == "ERROR"
     assert span["attributes"][sc.ERROR_TYPE] == "BadMessage"
-    assert "unrepresentable" in span["attributes"][sc.ROLLOUT_INPUT]
+    assert "unrepresentable" in span["attributes"][sc.INPUT_VALUE]
     assert [e["name"] for e in span["events"]] == [sc.EVENT_EXCEPTION]
 
 

@@ -27,5 +27,5 @@ def test_traced_function_with_tool(captured: CapturedSpans) -> None:
     tool = captured.by_name("execute_tool get_weather")
     assert tool["parent_id"] == root["span_id"]
     assert tool["trace_id"] == root["trace_id"]
-    assert tool["attributes"][sc.ROLLOUT_INPUT] == '{"city": "Paris"}'
+    assert tool["attributes"][sc.INPUT_VALUE] == '{"city": "Paris"}'
     assert root["events"][0]["name"] == sc.EVENT_ROLLOUT_MESSAGE

@@ -91,8 +91,8 @@ def test_mapping_in_dict_out_each_call_a_tool_span(captured: CapturedSpans, mode
         assert _call(tools["add"], mode, 2, 3) == 5
     tool = captured.by_name("execute_tool add")
     assert tool["parent_id"] == captured.by_name("invoke_workflow run")["span_id"]
-    assert tool["attributes"][sc.ROLLOUT_INPUT] == '{"a": 2, "b": 3}'
-    assert tool["attributes"][sc.ROLLOUT_OUTPUT] == "5"
+    assert tool["attributes"][sc.INPUT_VALUE] == '{"a": 2, "b": 3}'
+    assert tool["attributes"][sc.OUTPUT_VALUE] == "5"
 
 
 @pytest.mark.parametrize("container", [list, tuple])
@@ -121,8 +121,8 @@ def test_recording_switches(captured: CapturedSpans) -> None:
     with rollout.trace("run"):
         tools["add"](1, 1)
     attrs = captured.by_name("execute_tool add")["attributes"]
-    assert sc.ROLLOUT_INPUT not in attrs
-    assert sc.ROLLOUT_OUTPUT not in attrs
+    assert sc.INPUT_VALUE not in attrs
+    assert sc.OUTPUT_VALUE not in attrs
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
@@ -176,10 +176,10 @@ def test_methods_and_callable_objects_record_their_arguments_by_name(
     with rollout.trace("run"):
         assert _call(tools["lookup"], mode, "o-1") == "order o-1"
         assert _call(tools["multiply"], mode, 2, 3) == 6
-    assert captured.by_name("execute_tool lookup")["attributes"][sc.ROLLOUT_INPUT] == (
+    assert captured.by_name("execute_tool lookup")["attributes"][sc.INPUT_VALUE] == (
         '{"order_id": "o-1"}'
     )
-    assert captured.by_name("execute_tool multiply")["attributes"][sc.ROLLOUT_INPUT] == (
+    assert captured.by_name("execute_tool multiply")["attributes"][sc.INPUT_VALUE] == (
         '{"a": 2, "b": 3}'
     )
 
@@ -190,8 +190,8 @@ def test_generator_tools_span_their_iteration(captured: CapturedSpans) -> None:
     with rollout.trace("run"):
         assert list(sync_tools[0](3)) == [0, 1, 2]
         assert asyncio.run(_collect(async_tools[0](2))) == [0, 1]
-    assert captured.by_name("execute_tool count")["attributes"][sc.ROLLOUT_OUTPUT] == "[0, 1, 2]"
-    assert captured.by_name("execute_tool acount")["attributes"][sc.ROLLOUT_OUTPUT] == "[0, 1]"
+    assert captured.by_name("execute_tool count")["attributes"][sc.OUTPUT_VALUE] == "[0, 1, 2]"
+    assert captured.by_name("execute_tool acount")["attributes"][sc.OUTPUT_VALUE] == "[0, 1]"
 
 
 def test_other_mappings_become_dicts_other_iterables_lists() -> None:
@@ -216,7 +216,7 @@ def test_implicit_traces_of_methods_and_failures(captured: CapturedSpans, mode: 
     with pytest.raises(LookupError):
         tools["fail"]("gone")
     lookup = captured.by_name("execute_tool lookup")
-    assert lookup["attributes"][sc.ROLLOUT_INPUT] == '{"order_id": "o-2"}'
+    assert lookup["attributes"][sc.INPUT_VALUE] == '{"order_id": "o-2"}'
     assert lookup["parent_id"] == captured.by_name("invoke_workflow lookup")["span_id"]
     assert captured.by_name("execute_tool fail")["status"] == "ERROR"
     assert captured.by_name("invoke_workflow fail")["status"] == "ERROR"

@@ -125,7 +125,7 @@ async def test_message_create(captured: CapturedSpans, is_async: bool) -> None:
     assert json.loads(attrs[sc.GEN_AI_INPUT_MESSAGES]) == [
         {"role": "user", "parts": [{"type": "text", "content": MESSAGES[0]["content"]}]}
     ]
-    assert json.loads(attrs[sc.ROLLOUT_INPUT]) == {"system": SYSTEM, "messages": MESSAGES}
+    assert json.loads(attrs[sc.INPUT_VALUE]) == {"system": SYSTEM, "messages": MESSAGES}
     assert json.loads(attrs[sc.GEN_AI_OUTPUT_MESSAGES]) == [
         {
             "role": "assistant",
@@ -133,7 +133,7 @@ async def test_message_create(captured: CapturedSpans, is_async: bool) -> None:
             "finish_reason": "end_turn",
         }
     ]
-    assert attrs[sc.ROLLOUT_OUTPUT] == "Paris is the capital of France."
+    assert attrs[sc.OUTPUT_VALUE] == "Paris is the capital of France."
     assert attrs[sc.GEN_AI_RESPONSE_ID] == "msg_01XFDUDYJgAACzvnptvVoYEL"
     assert attrs[sc.GEN_AI_RESPONSE_MODEL] == "claude-sonnet-4-6"
     assert attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] == ("end_turn",)
@@ -264,7 +264,7 @@ async def test_create_stream(captured: CapturedSpans, is_async: bool) -> None:
     assert attrs[sc.ROLLOUT_LLM_STREAM_CHUNK_COUNT] == 5
     assert attrs[sc.ROLLOUT_LLM_STREAM_PREVIEW] == STREAM_TEXT
     assert attrs[sc.ROLLOUT_LLM_TIME_TO_FIRST_CHUNK] >= 0
-    assert attrs[sc.ROLLOUT_OUTPUT] == STREAM_TEXT
+    assert attrs[sc.OUTPUT_VALUE] == STREAM_TEXT
     assert attrs[sc.GEN_AI_RESPONSE_ID] == "msg_01SoW3Fk9YtH2xV8bJmQ7cRn"
     assert attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] == ("end_turn",)
     assert attrs[sc.ROLLOUT_USAGE_INPUT_TOKENS] == 3025
@@ -360,7 +360,7 @@ async def test_stream_helper_text_stream_and_final_message(
     assert attrs[sc.ROLLOUT_LLM_STREAM] is True
     assert attrs[sc.ROLLOUT_LLM_STREAM_END_REASON] == "exhausted"
     assert attrs[sc.ROLLOUT_LLM_STREAM_PREVIEW] == STREAM_TEXT
-    assert attrs[sc.ROLLOUT_OUTPUT] == STREAM_TEXT
+    assert attrs[sc.OUTPUT_VALUE] == STREAM_TEXT
     assert attrs[sc.ROLLOUT_USAGE_TOTAL_TOKENS] == 3037
     assert json.loads(attrs[sc.GEN_AI_SYSTEM_INSTRUCTIONS]) == [{"type": "text", "content": SYSTEM}]
 
@@ -397,7 +397,7 @@ async def test_stream_helper_final_message_only(captured: CapturedSpans, is_asyn
     assert final.content[0].text == STREAM_TEXT
     attrs = one_llm(captured)["attributes"]
     assert attrs[sc.ROLLOUT_LLM_STREAM_END_REASON] == "exhausted"
-    assert attrs[sc.ROLLOUT_OUTPUT] == STREAM_TEXT
+    assert attrs[sc.OUTPUT_VALUE] == STREAM_TEXT
     assert attrs[sc.ROLLOUT_USAGE_OUTPUT_TOKENS] == 12
 
 

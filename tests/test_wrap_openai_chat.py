@@ -130,12 +130,12 @@ async def test_chat_completion_records_every_attribute(
         sc.GEN_AI_REQUEST_TOP_P: 0.9,
         sc.GEN_AI_REQUEST_SEED: 7,
         sc.GEN_AI_REQUEST_STOP_SEQUENCES: ("END",),
-        sc.ROLLOUT_INPUT: input_json,
-        sc.ROLLOUT_INPUT_MIME_TYPE: "application/json",
         sc.INPUT_VALUE: input_json,
         sc.INPUT_MIME_TYPE: "application/json",
-        sc.ROLLOUT_OUTPUT: "The capital of France is Paris.",
-        sc.ROLLOUT_OUTPUT_MIME_TYPE: "text/plain",
+        sc.INPUT_VALUE: input_json,
+        sc.INPUT_MIME_TYPE: "application/json",
+        sc.OUTPUT_VALUE: "The capital of France is Paris.",
+        sc.OUTPUT_MIME_TYPE: "text/plain",
         sc.OUTPUT_VALUE: "The capital of France is Paris.",
         sc.OUTPUT_MIME_TYPE: "text/plain",
         sc.ROLLOUT_LLM_RESPONSE_ID: CHAT_ID,
@@ -301,7 +301,7 @@ async def test_chat_tool_calls_and_reasoning_tokens(
     assert attrs[sc.ROLLOUT_USAGE_REASONING_TOKENS] == 64
     assert attrs[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] == 64
     # Not a text-only answer: the Rollout output is the output messages.
-    assert json.loads(attrs[sc.ROLLOUT_OUTPUT]) == gen_ai_json(attrs, sc.GEN_AI_OUTPUT_MESSAGES)
+    assert json.loads(attrs[sc.OUTPUT_VALUE]) == gen_ai_json(attrs, sc.GEN_AI_OUTPUT_MESSAGES)
 
 
 @pytest.mark.usefixtures("openinference_registered")
@@ -375,7 +375,7 @@ async def test_long_conversations_keep_the_span_under_the_attribute_limit(
     assert attrs[sc.ROLLOUT_SPAN_TYPE] == "llm"
     assert attrs[sc.ROLLOUT_USER_ID] == "u-7"
     assert attrs[sc.ROLLOUT_USAGE_TOTAL_TOKENS] == 1163
-    assert attrs[sc.ROLLOUT_OUTPUT] == "The capital of France is Paris."
+    assert attrs[sc.OUTPUT_VALUE] == "The capital of France is Paris."
     kept = [k for k in attrs if k.startswith("llm.input_messages.") and k.endswith(".content")]
     assert kept
     last = max(int(k.split(".")[2]) for k in kept)
@@ -423,7 +423,7 @@ async def test_chat_stream_yields_the_same_chunks_and_records_the_stream(
     assert (
         attrs[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] == attrs[sc.ROLLOUT_LLM_TIME_TO_FIRST_CHUNK]
     )
-    assert attrs[sc.ROLLOUT_OUTPUT] == "The capital of France is Paris."
+    assert attrs[sc.OUTPUT_VALUE] == "The capital of France is Paris."
     assert attrs[sc.GEN_AI_RESPONSE_ID] == CHAT_ID
     assert attrs[sc.GEN_AI_RESPONSE_MODEL] == "gpt-4o-2024-08-06"
     assert attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
@@ -490,7 +490,7 @@ async def test_stream_closed_early_ends_the_span_with_what_was_read(
     attrs = one_llm(captured)["attributes"]
     assert attrs[sc.ROLLOUT_LLM_STREAM_END_REASON] == "closed"
     assert attrs[sc.ROLLOUT_LLM_STREAM_PREVIEW] == "The capital"
-    assert attrs[sc.ROLLOUT_OUTPUT] == "The capital"
+    assert attrs[sc.OUTPUT_VALUE] == "The capital"
     assert sc.ROLLOUT_USAGE_INPUT_TOKENS not in attrs  # the usage chunk was never read
     assert sc.GEN_AI_RESPONSE_FINISH_REASONS not in attrs
     assert one_llm(captured)["status"] == "UNSET"
@@ -559,4 +559,4 @@ async def test_chat_completions_stream_helper_is_traced_through_create(
     assert final.choices[0].message.content == text
     attrs = one_llm(captured)["attributes"]
     assert attrs[sc.ROLLOUT_LLM_STREAM_END_REASON] == "exhausted"
-    assert attrs[sc.ROLLOUT_OUTPUT] == text
+    assert attrs[sc.OUTPUT_VALUE] == text

@@ -64,7 +64,7 @@ async def test_responses_create(captured: CapturedSpans, is_async: bool) -> None
     assert gen_ai_json(attrs, sc.GEN_AI_INPUT_MESSAGES) == [
         {"role": "user", "parts": [{"type": "text", "content": "What is the capital of France?"}]}
     ]
-    assert json.loads(attrs[sc.ROLLOUT_INPUT]) == {
+    assert json.loads(attrs[sc.INPUT_VALUE]) == {
         "instructions": kwargs["instructions"],
         "input": kwargs["input"],
     }
@@ -152,7 +152,7 @@ async def test_responses_stream(captured: CapturedSpans, is_async: bool) -> None
     assert attrs[sc.ROLLOUT_LLM_STREAM_END_REASON] == "exhausted"
     assert attrs[sc.ROLLOUT_LLM_STREAM_CHUNK_COUNT] == 7
     assert attrs[sc.ROLLOUT_LLM_STREAM_PREVIEW] == "Paris is the capital of France."
-    assert attrs[sc.ROLLOUT_OUTPUT] == json.dumps(
+    assert attrs[sc.OUTPUT_VALUE] == json.dumps(
         gen_ai_json(attrs, sc.GEN_AI_OUTPUT_MESSAGES), ensure_ascii=False
     )
     assert attrs[sc.GEN_AI_RESPONSE_ID] == "resp_67ccd2bed1ec8190b14f964abc0542670bb6a6b452d3795b"
@@ -193,7 +193,7 @@ async def test_responses_stream_closed_before_completed_keeps_the_text_read(
 
     attrs = one_llm(captured)["attributes"]
     assert attrs[sc.ROLLOUT_LLM_STREAM_END_REASON] == "closed"
-    assert attrs[sc.ROLLOUT_OUTPUT] == "Paris is"
+    assert attrs[sc.OUTPUT_VALUE] == "Paris is"
     assert (
         attrs[sc.ROLLOUT_LLM_RESPONSE_ID] == "resp_67ccd2bed1ec8190b14f964abc0542670bb6a6b452d3795b"
     )

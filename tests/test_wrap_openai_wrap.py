@@ -72,7 +72,7 @@ async def test_provider_errors_propagate_unchanged_and_mark_the_span(
     llm = spans[0]
     assert llm["attributes"][sc.ERROR_TYPE] == error_type.__name__
     assert [e["name"] for e in llm["events"]] == ["exception"]
-    assert sc.ROLLOUT_OUTPUT not in llm["attributes"]
+    assert sc.OUTPUT_VALUE not in llm["attributes"]
 
 
 @KINDS
@@ -121,8 +121,8 @@ async def test_no_message_content_when_content_capture_is_off(is_async: bool) ->
         sc.GEN_AI_OUTPUT_MESSAGES,
         sc.GEN_AI_SYSTEM_INSTRUCTIONS,
         sc.GEN_AI_TOOL_DEFINITIONS,
-        sc.ROLLOUT_INPUT,
-        sc.ROLLOUT_OUTPUT,
+        sc.INPUT_VALUE,
+        sc.OUTPUT_VALUE,
         sc.INPUT_VALUE,
         sc.OUTPUT_VALUE,
     }
@@ -365,7 +365,7 @@ async def test_provider_forcing_on_a_duck_typed_gateway(
     assert chunks == fp.sse_data("openai_chat_stream.sse")
     first, second = llm_spans(captured)
     assert first["attributes"][sc.ROLLOUT_USAGE_INPUT_TOKENS] == 1117
-    assert first["attributes"][sc.ROLLOUT_OUTPUT] == "The capital of France is Paris."
+    assert first["attributes"][sc.OUTPUT_VALUE] == "The capital of France is Paris."
     assert second["attributes"][sc.ROLLOUT_LLM_STREAM_PREVIEW] == "The capital of France is Paris."
     assert second["attributes"][sc.ROLLOUT_LLM_STREAM_END_REASON] == "exhausted"
     assert second["attributes"][sc.ROLLOUT_USAGE_TOTAL_TOKENS] == 1124

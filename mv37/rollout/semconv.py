@@ -645,6 +645,34 @@ EVENT_NAMES: Final = frozenset(
 )
 """Every registered event name."""
 
+SEMCONV_CONVENTIONS: Final = ("genai", "openinference")
+"""The conventions a payload can be written under (the `semconv` option)."""
+
+PAYLOAD_MIRRORS: Final[tuple[tuple[str, str, str, str, tuple[str, ...]], ...]] = (
+    ("rollout", "input", "text", "rollout.input", ("*",)),
+    ("rollout", "input", "mime_type", "rollout.input.mime_type", ("*",)),
+    ("rollout", "output", "text", "rollout.output", ("*",)),
+    ("rollout", "output", "mime_type", "rollout.output.mime_type", ("*",)),
+    ("genai", "input", "text", "gen_ai.tool.call.arguments", ("tool",)),
+    ("genai", "output", "text", "gen_ai.tool.call.result", ("tool",)),
+    ("openinference", "input", "text", "input.value", ("*",)),
+    ("openinference", "input", "mime_type", "input.mime_type", ("*",)),
+    ("openinference", "output", "text", "output.value", ("*",)),
+    ("openinference", "output", "mime_type", "output.mime_type", ("*",)),
+    ("genai", "input", "messages", "gen_ai.input.messages", ("llm", "agent")),
+    ("genai", "output", "messages", "gen_ai.output.messages", ("llm", "agent")),
+    ("genai", "input", "system_instructions", "gen_ai.system_instructions", ("llm",)),
+    ("genai", "input", "tool_definitions", "gen_ai.tool.definitions", ("llm",)),
+    ("openinference", "input", "flattened_messages", "llm.input_messages", ("llm",)),
+    ("openinference", "output", "flattened_messages", "llm.output_messages", ("llm",)),
+    ("openinference", "input", "tool_definitions", "llm.tools", ("llm",)),
+)
+"""Payload keys: (convention, direction, form, key, span types; "*" is any type).
+
+A payload is written once under each enabled convention with a key for the span
+type; under `rollout` only where no enabled convention has one.
+"""
+
 
 def is_registered_attribute(key: str) -> bool:
     """True when the registry lists `key` (or a template it belongs to)."""

@@ -38,6 +38,8 @@ _OTEL_CAPTURE_CONTENT = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 AgentFlush = Literal["background", "wait"]
 """When the end of a root trace (`@agent`) is delivered: by the worker, or before returning."""
 AGENT_FLUSH_VALUES: tuple[AgentFlush, ...] = ("background", "wait")
+SEMCONV_NAMES: tuple[str, ...] = ("genai", "openinference")
+"""Conventions a payload can be written under (`semconv`): OTel GenAI and OpenInference."""
 SERVERLESS_VARIABLES = ("AWS_LAMBDA_FUNCTION_NAME", "FUNCTION_TARGET", "FUNCTIONS_WORKER_RUNTIME")
 """Set by AWS Lambda, Google Cloud Functions (and Cloud Run functions), Azure Functions."""
 
@@ -96,6 +98,9 @@ class RolloutConfig:
     # "wait": the end of a root trace waits for its delivery (bounded by shutdown_timeout);
     # the default on a detected serverless runtime (`SERVERLESS_VARIABLES`).
     agent_flush: AgentFlush = field(default="background", metadata=_env("ROLLOUT_AGENT_FLUSH"))
+    # Each captured payload is written once under each of these conventions' keys
+    # (`rollout.input`/`rollout.output` only where none of them has a key for the span).
+    semconv: tuple[str, ...] = field(default=SEMCONV_NAMES, metadata=_env("ROLLOUT_SEMCONV"))
 
     @property
     def console_enabled(self) -> bool:
@@ -179,6 +184,17 @@ def _parse_names(raw: object, source: str) -> tuple[str, ...]:
     raise ValueError(f"{source} must be a comma-separated string or a list of names")
 
 
+def _parse_semconv(raw: object, source: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(name.lower() for name in _parse_names(raw, source)))
+    unknown = [name for name in names if name not in SEMCONV_NAMES]
+    if unknown:
+        raise ValueError(
+            f"{source}: unknown convention(s) {', '.join(map(repr, unknown))}; "
+            f"valid names: {', '.join(SEMCONV_NAMES)}"
+        )
+    return names
+
+
 def check_url(url: str, source: str) -> str:
     """`url` without a trailing slash; ValueError naming `source` when malformed."""
     parts = urlsplit(url)
@@ -201,6 +217,8 @@ def _coerce(name: str, raw: object, source: str) -> object:
             return validate(_parse_names(raw, source))
         except ValueError as exc:
             raise ValueError(f"{source}: {exc}") from None
+    if name == "semconv":
+        return _parse_semconv(raw, source)
     if name in ("scrub_keys", "scrub_allow_keys"):
         return _parse_names(raw, source)
     if name == "scrub_patterns":

@@ -32,11 +32,11 @@ from mv37.rollout.vocabulary._attributes import (
     Attributes,
     capture_allowed,
     llm_attributes,
-    payload_attributes,
     plan_span,
     type_attributes,
     user_attributes,
 )
+from mv37.rollout.vocabulary._payload_mirrors import payload_attributes
 
 _MAX_YIELDED_KEPT = 100
 
@@ -191,9 +191,8 @@ class _Engine:
                 and parent.is_recording
                 and capture_allowed(config, "input", options.span_type)
             ):
-                limit = config.max_payload_chars
                 bound = self.params.bind(args, kwargs)
-                extra = payload_attributes("input", bound, limit, options.span_type)
+                extra = payload_attributes(config, "input", bound, options.span_type)
             return parent.start_child(self.child_cls, self.plan, extra)
         except Exception as exc:
             internal_error("open decorated span", exc)

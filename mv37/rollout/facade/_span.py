@@ -22,16 +22,14 @@ from mv37.rollout.base._diagnostics import internal_error
 from mv37.rollout.facade._context import attach_scope, detach_scope
 from mv37.rollout.vocabulary import _events
 from mv37.rollout.vocabulary._attributes import (
-    LLM,
     capture_allowed,
     clean_usage,
     error_attributes,
-    payload_attributes,
     usage_attributes,
 )
 from mv37.rollout.vocabulary._fastattrs import set_clean_attributes
-from mv37.rollout.vocabulary._llm_messages import message_attributes
 from mv37.rollout.vocabulary._payload import cap_text
+from mv37.rollout.vocabulary._payload_mirrors import payload_attributes
 
 if TYPE_CHECKING:
     from mv37.rollout.facade._client import RolloutCore
@@ -120,10 +118,8 @@ class _Scope:
         (`capture_content`, `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`).
         """
         if self._recording and capture_allowed(self._client.config, direction, self._span_type):
-            limit = self._client.config.max_payload_chars
-            self._set(payload_attributes(direction, value, limit, self._span_type))
-            if self._span_type == LLM:
-                self._set(message_attributes(self._otel, direction, value, limit))
+            config = self._client.config
+            self._set(payload_attributes(config, direction, value, self._span_type, self._otel))
 
     def _attach(self, trace: Trace, span: Span | None) -> None:
         self._token = attach_scope(self._otel, trace, span)

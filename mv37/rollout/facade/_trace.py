@@ -24,7 +24,6 @@ from mv37.rollout.vocabulary._attributes import (
     SpanPlan,
     context_attributes,
     llm_attributes,
-    payload_attributes,
     plan_span,
     type_attributes,
     usage_attributes,
@@ -33,6 +32,7 @@ from mv37.rollout.vocabulary._attributes import (
 from mv37.rollout.vocabulary._fastattrs import set_clean_attributes
 from mv37.rollout.vocabulary._ids import force_span_id, parse_span_id, reset_forced_span_id
 from mv37.rollout.vocabulary._keys import TRACE_KEY
+from mv37.rollout.vocabulary._payload_mirrors import payload_attributes
 
 if TYPE_CHECKING:
     from mv37.rollout.facade._client import RolloutCore
@@ -231,7 +231,7 @@ class Trace(_Scope):
             if retry_count is not None:
                 attrs[sc.ROLLOUT_TOOL_RETRY_COUNT] = int(retry_count)
             if arguments is not None and self._recording:
-                attrs.update(payload_attributes("input", arguments, limit, TOOL))
+                attrs.update(payload_attributes(self._client.config, "input", arguments, TOOL))
             attrs.update(user_attributes(attributes, limit))
         except Exception as exc:
             internal_error("tool attributes", exc)

@@ -187,9 +187,9 @@ def _record_messages(
     attrs: Attributes = {}
     room = attribute_room(ours.otel_span)
     if inputs and capture_allowed(config, "input", LLM):
-        attrs.update(input_attributes(system, inputs, limit, room))
+        attrs.update(input_attributes(system, inputs, limit, room, config.semconv))
     if outputs and capture_allowed(config, "output", LLM):
-        attrs.update(output_attributes(outputs, limit, room - len(attrs)))
+        attrs.update(output_attributes(outputs, limit, room - len(attrs), config.semconv))
     ours._set(attrs)
     return output_value(outputs) if outputs else None
 

@@ -142,7 +142,16 @@ def _global_client() -> RolloutCore:
 class LLMCall:
     """One instrumented provider call: its `llm` span and, with no active trace, its trace."""
 
-    __slots__ = ("_ended", "adapter", "content_out", "limit", "owned_trace", "span", "stream")
+    __slots__ = (
+        "_ended",
+        "adapter",
+        "content_out",
+        "limit",
+        "owned_trace",
+        "semconv",
+        "span",
+        "stream",
+    )
 
     def __init__(
         self, adapter: Adapter, span: Span, owned_trace: Trace | None, stream: bool, limit: int
@@ -153,6 +162,7 @@ class LLMCall:
         self.stream = stream
         self.limit = limit
         self.content_out = False
+        self.semconv: tuple[str, ...] = ()  # the conventions payloads are written under
         self._ended = False
 
     # -- start --------------------------------------------------------------------------
@@ -198,6 +208,7 @@ class LLMCall:
                 return None
             call = cls(adapter, span, owned, request.stream, config.max_payload_chars)
             call.content_out = capture_allowed(config, "output", LLM)
+            call.semconv = config.semconv
             call._record_request(binding, request, kwargs, capture_allowed(config, "input", LLM))
             return call
         except BaseException:
@@ -225,10 +236,10 @@ class LLMCall:
         if content:
             system, messages = self.adapter.input_messages(kwargs)
             room = attribute_room(otel) - len(attrs)
-            attrs.update(input_attributes(system, messages, self.limit, room))
+            attrs.update(input_attributes(system, messages, self.limit, room, self.semconv))
             tools = self.adapter.tools(kwargs)
             if tools:
-                attrs.update(tool_attributes(tools, self.limit, room - len(attrs)))
+                attrs.update(tool_attributes(tools, self.limit, room - len(attrs), self.semconv))
         set_clean_attributes(otel, attrs)
         if content and request.input_value is not None:
             self.span.record_input(request.input_value)
@@ -313,7 +324,7 @@ class LLMCall:
                     failure = result.error
                 if self.content_out and result.messages:
                     room = attribute_room(span.otel_span) - len(attrs)
-                    attrs.update(output_attributes(result.messages, self.limit, room))
+                    attrs.update(output_attributes(result.messages, self.limit, room, self.semconv))
                     output = output_value(result.messages)
             set_clean_attributes(span.otel_span, attrs)
         except Exception as exc:

@@ -14,8 +14,7 @@ from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
 
 from mv37.rollout import semconv as sc
-from mv37.rollout.base._diagnostics import internal_error
-from mv37.rollout.vocabulary._payload import attribute_value, serialize, to_json_text
+from mv37.rollout.vocabulary._payload import attribute_value, to_json_text
 
 if TYPE_CHECKING:
     from mv37.rollout.base._config import RolloutConfig
@@ -162,47 +161,6 @@ def capture_allowed(config: RolloutConfig, direction: str, span_type: str) -> bo
     if not (config.capture_inputs if direction == "input" else config.capture_outputs):
         return False
     return span_type != LLM or config.content_enabled
-
-
-def payload_attributes(direction: str, value: object, limit: int, span_type: str) -> Attributes:
-    """Serialise `value` once and set it as `rollout.<direction>` plus its mirrors.
-
-    Args:
-        direction: "input" or "output".
-        value: Anything; it never raises.
-        limit: The payload cap in characters; truncation is marked.
-        span_type: Tool spans also get `gen_ai.tool.call.arguments`/`.result`.
-    """
-    try:
-        payload = serialize(value, limit)
-    except Exception as exc:
-        internal_error("serialize payload", exc)
-        return {}
-    if direction == "input":
-        attrs: Attributes = {
-            sc.ROLLOUT_INPUT: payload.text,
-            sc.ROLLOUT_INPUT_MIME_TYPE: payload.mime_type,
-            sc.INPUT_VALUE: payload.text,
-            sc.INPUT_MIME_TYPE: payload.mime_type,
-        }
-        if payload.truncated:
-            attrs[sc.ROLLOUT_INPUT_TRUNCATED] = True
-            attrs[sc.ROLLOUT_INPUT_ORIGINAL_LENGTH] = payload.original_length
-        if span_type == TOOL:
-            attrs[sc.GEN_AI_TOOL_CALL_ARGUMENTS] = payload.text
-        return attrs
-    attrs = {
-        sc.ROLLOUT_OUTPUT: payload.text,
-        sc.ROLLOUT_OUTPUT_MIME_TYPE: payload.mime_type,
-        sc.OUTPUT_VALUE: payload.text,
-        sc.OUTPUT_MIME_TYPE: payload.mime_type,
-    }
-    if payload.truncated:
-        attrs[sc.ROLLOUT_OUTPUT_TRUNCATED] = True
-        attrs[sc.ROLLOUT_OUTPUT_ORIGINAL_LENGTH] = payload.original_length
-    if span_type == TOOL:
-        attrs[sc.GEN_AI_TOOL_CALL_RESULT] = payload.text
-    return attrs
 
 
 # usage field -> (rollout key, mirrors...)

@@ -3,10 +3,10 @@
 Adapters turn provider messages into GenAI messages,
 `{"role": ..., "parts": [{"type": "text", "content": ...}, {"type": "tool_call", ...}]}`
 (output messages add `finish_reason`). From those we write `gen_ai.input.messages` /
-`gen_ai.output.messages` (one JSON string each) and the OpenInference
-`llm.input_messages.N.message.*` keys. Binary content (images, audio, files) is
-referenced, never copied: a URL stays a `uri` part, inline data becomes a `blob` part
-without its bytes.
+`gen_ai.output.messages` (one JSON string each) and/or the OpenInference
+`llm.input_messages.N.message.*` keys, as the `semconv` option enables them. Binary
+content (images, audio, files) is referenced, never copied: a URL stays a `uri` part,
+inline data becomes a `blob` part without its bytes.
 """
 
 from __future__ import annotations
@@ -16,8 +16,16 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from mv37.rollout import semconv as sc
-from mv37.rollout.vocabulary._attributes import Attributes
+from mv37.rollout.vocabulary._attributes import LLM, Attributes
 from mv37.rollout.vocabulary._fields import plain
+from mv37.rollout.vocabulary._mirrors import (
+    FLATTENED_MESSAGES,
+    MESSAGES,
+    SYSTEM_INSTRUCTIONS,
+    TOOL_DEFINITIONS,
+    PayloadKeys,
+    payload_keys,
+)
 from mv37.rollout.vocabulary._payload import cap_text, serialize, to_json_text
 
 Part = dict[str, Any]
@@ -181,39 +189,69 @@ def openinference_messages(
     return attrs
 
 
+def conversation_attributes(
+    keys: PayloadKeys,
+    messages: Sequence[Message],
+    limit: int,
+    room: int,
+    *,
+    system: Sequence[Part] | None = None,
+    reserved: int = RESERVED_ATTRIBUTES,
+) -> Attributes:
+    """A conversation under the message `keys` of the enabled conventions (`_mirrors.py`).
+
+    GenAI keys get one JSON string each; OpenInference templates get the most recent
+    messages flattened (`llm.input_messages.N.message.*`, the system message first) that
+    fit in `room` less `reserved`.
+    """
+    attrs: Attributes = {}
+    for form, key in keys:
+        if form == MESSAGES:
+            attrs[key] = messages_json(messages, limit)
+        elif form == SYSTEM_INSTRUCTIONS and system:
+            attrs[key] = messages_json(system, limit)
+    for form, key in keys:
+        if form == FLATTENED_MESSAGES and registered(key):
+            flat = [message("system", list(system)), *messages] if system else list(messages)
+            budget = room - len(attrs) - reserved
+            attrs.update(openinference_messages(key, flat, limit, budget))
+    return attrs
+
+
 def input_attributes(
     system: Sequence[Part] | None,
     messages: Sequence[Message],
     limit: int,
     room: int,
+    conventions: Sequence[str],
 ) -> Attributes:
-    """`gen_ai.input.messages`, `gen_ai.system_instructions` and `llm.input_messages.*`."""
-    attrs: Attributes = {sc.GEN_AI_INPUT_MESSAGES: messages_json(messages, limit)}
-    flat_messages = list(messages)
-    if system:
-        attrs[sc.GEN_AI_SYSTEM_INSTRUCTIONS] = messages_json(system, limit)
-        flat_messages.insert(0, message("system", list(system)))
-    if registered(OI_INPUT_MESSAGES):
-        budget = room - len(attrs) - RESERVED_ATTRIBUTES
-        attrs.update(openinference_messages(OI_INPUT_MESSAGES, flat_messages, limit, budget))
-    return attrs
+    """An LLM request's messages: `gen_ai.input.messages` (+ `gen_ai.system_instructions`)
+    and/or `llm.input_messages.*`, as `conventions` (the `semconv` option) ask."""
+    keys = payload_keys(LLM, "input", conventions)
+    return conversation_attributes(keys, messages, limit, room, system=system)
 
 
-def output_attributes(messages: Sequence[Message], limit: int, room: int) -> Attributes:
-    """`gen_ai.output.messages` and `llm.output_messages.*`."""
-    attrs: Attributes = {sc.GEN_AI_OUTPUT_MESSAGES: messages_json(messages, limit)}
-    if registered(OI_OUTPUT_MESSAGES):
-        budget = room - len(attrs) - RESERVED_ATTRIBUTES // 2
-        attrs.update(openinference_messages(OI_OUTPUT_MESSAGES, messages, limit, budget))
-    return attrs
+def output_attributes(
+    messages: Sequence[Message], limit: int, room: int, conventions: Sequence[str]
+) -> Attributes:
+    """An LLM response's messages: `gen_ai.output.messages` and/or `llm.output_messages.*`."""
+    keys = payload_keys(LLM, "output", conventions)
+    return conversation_attributes(keys, messages, limit, room, reserved=RESERVED_ATTRIBUTES // 2)
 
 
-def tool_attributes(tools: Sequence[Any], limit: int, room: int) -> Attributes:
-    """`gen_ai.tool.definitions` and OpenInference `llm.tools.N.tool.json_schema`."""
+def tool_attributes(
+    tools: Sequence[Any], limit: int, room: int, conventions: Sequence[str]
+) -> Attributes:
+    """Tools offered to the model: `gen_ai.tool.definitions` and/or `llm.tools.N.*`."""
     definitions = [plain(tool) for tool in tools]
-    attrs: Attributes = {sc.GEN_AI_TOOL_DEFINITIONS: serialize(definitions, limit).text}
-    if registered(OI_TOOLS):
-        budget = room - len(attrs) - RESERVED_ATTRIBUTES
-        for index, tool in enumerate(definitions[: max(0, budget)]):
-            attrs[f"{OI_TOOLS}.{index}.tool.json_schema"] = serialize(tool, limit).text
+    attrs: Attributes = {}
+    for form, key in payload_keys(LLM, "input", conventions):
+        if form != TOOL_DEFINITIONS:
+            continue
+        if sc.is_registered_attribute(key):
+            attrs[key] = serialize(definitions, limit).text
+        elif registered(key):
+            budget = room - len(attrs) - RESERVED_ATTRIBUTES
+            for index, tool in enumerate(definitions[: max(0, budget)]):
+                attrs[f"{key}.{index}.tool.json_schema"] = serialize(tool, limit).text
     return attrs
