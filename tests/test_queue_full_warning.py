@@ -4,7 +4,7 @@ The first `queue_full` drop logs one WARNING on `mv37.rollout` naming the counte
 (`stats().dropped["queue_full"]`) and the settings to raise; later drops log at most once
 a minute with the running count. The minute is read from `_stats.monotonic`, replaced here
 by a fake clock (no sleeping). The queue overflows for real: a tiny queue whose worker is
-held by a stalled `OTLPReceiver`.
+held by a stalled `OTLPReceiver`. And a burst does not wait: a full batch leaves at once.
 """
 
 from __future__ import annotations
@@ -97,3 +97,17 @@ def test_a_warning_that_fails_to_log_never_reaches_the_caller(
     counters.drop("queue_full", 3)  # does not raise
     assert counters.snapshot().dropped["queue_full"] == 3
     assert counters.snapshot().internal_errors >= 1
+
+
+def test_a_full_batch_leaves_at_once_without_flush_or_interval(receiver: OTLPReceiver) -> None:
+    # A burst must not wait for flush_interval (60 s here) nor for a root trace to end:
+    # the span that fills a batch wakes the worker. The trace stays open meanwhile.
+    rollout.init(base_url=receiver.url, console=False, flush_interval=60.0, max_batch_events=4)
+    with rollout.trace("open"):
+        for n in range(4):
+            step(n)
+        spans = receiver.wait_for_spans(4)
+        assert sorted(s.name for s in spans) == ["execute_tool step"] * 4
+        assert rollout.stats().spans_queued == 0
+    assert rollout.flush(10.0) is True
+    assert rollout.stats().spans_exported == 5
