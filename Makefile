@@ -68,6 +68,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/export.py
 	$(PY) benchmarks/privacy.py
 	$(PY) benchmarks/providers.py
+	$(PY) benchmarks/bytes.py
 
 clean:
 	rm -rf $(VENV) $(BASE_VENV) $(E2E_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -186,10 +186,10 @@ async def test_llm_span_messages_recorded_by_hand_get_message_mirrors(
     plain = captured.by_name("chat m2")["attributes"]
     assert json.loads(plain[sc.INPUT_VALUE]) == {"query": "not a chat"}
     assert json.loads(plain[sc.GEN_AI_INPUT_MESSAGES]) == [
-        {"role": "user", "parts": [{"type": "text", "content": '{"query": "not a chat"}'}]}
+        {"role": "user", "parts": [{"type": "json", "content": {"query": "not a chat"}}]}
     ]
     assert json.loads(plain[sc.GEN_AI_OUTPUT_MESSAGES]) == [
-        {"role": "assistant", "parts": [{"type": "text", "content": "42"}]}
+        {"role": "assistant", "parts": [{"type": "json", "content": 42}]}
     ]
     assert not any(k.startswith(("llm.input_messages", "llm.output_messages")) for k in plain)
     step_keys = captured.by_name("step")["attributes"]

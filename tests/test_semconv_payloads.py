@@ -125,10 +125,14 @@ async def test_genai_only_writes_each_tool_payload_once(
     assert json.loads(step[sc.ROLLOUT_INPUT]) == {"n": 1}
     assert step[sc.ROLLOUT_INPUT_MIME_TYPE] == "application/json"
     assert sc.INPUT_VALUE not in step
-    # The agent's input goes in as one user message.
+    # The agent's input goes in as one user message, the value itself in a `json` part.
     agent = captured.by_name("invoke_agent agent")["attributes"]
-    (message,) = json.loads(agent[sc.GEN_AI_INPUT_MESSAGES])
-    assert json.loads(message["parts"][0]["content"]) == {"question": "Weather in Paris?"}
+    assert json.loads(agent[sc.GEN_AI_INPUT_MESSAGES]) == [
+        {"role": "user", "parts": [{"type": "json", "content": {"question": "Weather in Paris?"}}]}
+    ]
+    assert json.loads(agent[sc.GEN_AI_OUTPUT_MESSAGES]) == [
+        {"role": "assistant", "parts": [{"type": "text", "content": "It is 21C."}]}
+    ]
     assert sc.ROLLOUT_INPUT not in agent
     assert sc.INPUT_VALUE not in agent
 
@@ -179,6 +183,23 @@ async def test_truncation_stays_marked_under_each_setting(monkeypatch: pytest.Mo
         attrs = captured.by_name("execute_tool big")["attributes"]
         assert attrs[sc.ROLLOUT_INPUT_TRUNCATED] is True
         assert attrs[sc.ROLLOUT_INPUT_ORIGINAL_LENGTH] > 500
+
+
+async def test_a_truncated_agent_payload_is_still_valid_genai_json(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ROLLOUT_SEMCONV", "genai")
+    with capture_spans(max_payload_chars=100) as captured:
+
+        @rollout.agent
+        def big(x: str) -> None:
+            return None
+
+        big("y" * 500)
+    attrs = captured.by_name("invoke_agent big")["attributes"]
+    (message,) = json.loads(attrs[sc.GEN_AI_INPUT_MESSAGES])
+    assert message["parts"][0]["type"] == "text"
+    assert attrs[sc.ROLLOUT_INPUT_TRUNCATED] is True
 
 
 def test_semconv_option_parsing() -> None:

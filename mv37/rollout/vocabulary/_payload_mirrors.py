@@ -39,7 +39,13 @@ from mv37.rollout.vocabulary._mirrors import (
     TEXT,
     payload_keys,
 )
-from mv37.rollout.vocabulary._payload import TRUNCATION_MARKER, Payload, serialize
+from mv37.rollout.vocabulary._payload import (
+    MIME_JSON,
+    TRUNCATION_MARKER,
+    Payload,
+    serialize,
+    to_json_text,
+)
 
 if TYPE_CHECKING:
     from mv37.rollout.base._config import RolloutConfig
@@ -56,6 +62,14 @@ def _written(present: Mapping[str, object], form: str, key: str) -> bool:
         prefix = key + "."
         return any(name.startswith(prefix) for name in present)
     return key in present
+
+
+def _one_message(role: str, payload: Payload) -> str:
+    """A payload as one GenAI message: JSON as a `json` part holding the value itself
+    (the schema's generic part; no second, escaped copy of the text), else a text part."""
+    if payload.mime_type == MIME_JSON and not payload.truncated:
+        return f'[{{"role": "{role}", "parts": [{{"type": "json", "content": {payload.text}}}]}}]'
+    return to_json_text([message(role, [text_part(payload.text)])])
 
 
 def payload_attributes(
@@ -87,12 +101,14 @@ def payload_attributes(
         )
         messages = recorded_messages(direction, value) if wanted else None
         if wanted and not messages:
-            # Not a conversation: GenAI's message key carries it as one text message
-            # (GenAI has no other key here); OpenInference has it in `input.value`.
-            wanted = tuple((form, key) for form, key in wanted if form == MESSAGES)
+            # Not a conversation: GenAI's message key (its only key here) carries it as
+            # one message; OpenInference already has it in `input.value`.
             payload = payload or serialize(value, limit)
             role = "user" if direction == "input" else "assistant"
-            messages = [message(role, [text_part(payload.text)])]
+            for form, key in wanted:
+                if form == MESSAGES:
+                    attrs[key] = _one_message(role, payload)
+            wanted = ()
         if wanted and messages:
             room = attribute_room(otel_span) - len(attrs)
             reserved = RESERVED_ATTRIBUTES if direction == "input" else RESERVED_ATTRIBUTES // 2
