@@ -111,3 +111,18 @@ def test_a_full_batch_leaves_at_once_without_flush_or_interval(receiver: OTLPRec
         assert rollout.stats().spans_queued == 0
     assert rollout.flush(10.0) is True
     assert rollout.stats().spans_exported == 5
+
+
+def test_our_resource_hashes_once_and_stays_equal_to_a_plain_one() -> None:
+    # The OTLP encoder looks every span's resource up in a dict; ours caches its hash.
+    from opentelemetry.sdk.resources import Resource
+
+    client = rollout.init(console=False, install_global_provider=False, service_name="svc")
+    provider = client.tracer_provider
+    assert provider is not None
+    resource = provider.resource  # type: ignore[attr-defined]
+    plain = Resource(resource.attributes, resource.schema_url)
+    assert resource == plain
+    assert hash(resource) == hash(plain)
+    assert {plain: 1}[resource] == 1
+    assert resource.attributes["service.name"] == "svc"
