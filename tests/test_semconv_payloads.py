@@ -225,3 +225,43 @@ def test_the_option_names_the_generated_conventions() -> None:
 
 def test_captured_fixture_default(captured: CapturedSpans) -> None:
     assert captured.client.config.semconv == SEMCONV_NAMES
+
+
+@pytest.mark.parametrize("setting", list(SETTINGS))
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+async def test_wrapped_chat_completion_follows_the_setting(
+    monkeypatch: pytest.MonkeyPatch, setting: str, is_async: bool
+) -> None:
+    """`wrap()` writes the conversation once per enabled convention, from the same table."""
+    pytest.importorskip("openai")
+    from mv37.rollout.integrations import wrap
+
+    if TYPE_CHECKING:
+        from tests import fake_providers as fp
+    else:
+        import fake_providers as fp
+
+    if SETTINGS[setting] is not None:
+        monkeypatch.setenv("ROLLOUT_SEMCONV", str(SETTINGS[setting]))
+    conventions = SEMCONV_NAMES if SETTINGS[setting] is None else (setting,)
+    api = fp.FakeAPI()
+    api.reply("openai_chat_completion.json")
+    with capture_spans() as captured:
+        client = wrap(fp.openai_client(api, is_async=is_async))
+        await fp.resolve(client.chat.completions.create(model="gpt-4o", messages=CHAT))
+    (llm,) = [s for s in captured.as_dicts() if s["type"] == "llm"]
+    attrs = llm["attributes"]
+    allowed = _allowed("llm", conventions)
+    for key in attrs:
+        assert sc.is_registered_attribute(key), key
+        table_key = _payload_key(key)
+        assert table_key is None or table_key in allowed, (setting, key)
+    genai = "genai" in conventions
+    openinference = "openinference" in conventions
+    assert (sc.GEN_AI_INPUT_MESSAGES in attrs) is genai
+    assert (sc.GEN_AI_OUTPUT_MESSAGES in attrs) is genai
+    assert (sc.INPUT_VALUE in attrs) is openinference
+    assert ("llm.input_messages.0.message.content" in attrs) is openinference
+    assert ("llm.output_messages.0.message.role" in attrs) is openinference
+    assert sc.ROLLOUT_INPUT not in attrs
+    assert sc.ROLLOUT_OUTPUT not in attrs
