@@ -37,12 +37,12 @@ Message = dict[str, Any]
 RESERVED_ATTRIBUTES: Final = 40
 _DEFAULT_ROOM: Final = 128
 
-# OpenInference's flattened keys (`SpanAttributes.LLM_INPUT_MESSAGES`, ...). They are
-# template attributes; they are written only while semconv/ registers them, so a span
-# never carries a key the registry does not list.
-OI_INPUT_MESSAGES: Final = "llm.input_messages"
-OI_OUTPUT_MESSAGES: Final = "llm.output_messages"
-OI_TOOLS: Final = "llm.tools"
+# OpenInference's flattened keys (`SpanAttributes.LLM_INPUT_MESSAGES`, ...): template
+# attributes of the registry. Which are written comes from `semconv.PAYLOAD_MIRRORS`
+# (`_mirrors.py`), and only while the registry lists them.
+OI_INPUT_MESSAGES: Final = sc.LLM_INPUT_MESSAGES
+OI_OUTPUT_MESSAGES: Final = sc.LLM_OUTPUT_MESSAGES
+OI_TOOLS: Final = sc.LLM_TOOLS
 
 
 def registered(prefix: str) -> bool:
