@@ -125,15 +125,11 @@ async def test_genai_only_writes_each_tool_payload_once(
     assert json.loads(step[sc.ROLLOUT_INPUT]) == {"n": 1}
     assert step[sc.ROLLOUT_INPUT_MIME_TYPE] == "application/json"
     assert sc.INPUT_VALUE not in step
-    # The agent's input goes in as one user message, the value itself in a `json` part.
+    # An agent span has no GenAI payload key either (GenAI messages are for LLM spans).
     agent = captured.by_name("invoke_agent agent")["attributes"]
-    assert json.loads(agent[sc.GEN_AI_INPUT_MESSAGES]) == [
-        {"role": "user", "parts": [{"type": "json", "content": {"question": "Weather in Paris?"}}]}
-    ]
-    assert json.loads(agent[sc.GEN_AI_OUTPUT_MESSAGES]) == [
-        {"role": "assistant", "parts": [{"type": "text", "content": "It is 21C."}]}
-    ]
-    assert sc.ROLLOUT_INPUT not in agent
+    assert json.loads(agent[sc.ROLLOUT_INPUT]) == {"question": "Weather in Paris?"}
+    assert agent[sc.ROLLOUT_OUTPUT] == "It is 21C."
+    assert sc.GEN_AI_INPUT_MESSAGES not in agent
     assert sc.INPUT_VALUE not in agent
 
 
@@ -185,18 +181,15 @@ async def test_truncation_stays_marked_under_each_setting(monkeypatch: pytest.Mo
         assert attrs[sc.ROLLOUT_INPUT_ORIGINAL_LENGTH] > 500
 
 
-async def test_a_truncated_agent_payload_is_still_valid_genai_json(
+async def test_a_truncated_llm_payload_is_still_valid_genai_json(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("ROLLOUT_SEMCONV", "genai")
     with capture_spans(max_payload_chars=100) as captured:
-
-        @rollout.agent
-        def big(x: str) -> None:
-            return None
-
-        big("y" * 500)
-    attrs = captured.by_name("invoke_agent big")["attributes"]
+        trace = captured.client.trace("t")
+        with trace, trace.llm("answer", model="m") as llm:
+            llm.record_input({"x": "y" * 500})
+    attrs = captured.by_name("chat m")["attributes"]
     (message,) = json.loads(attrs[sc.GEN_AI_INPUT_MESSAGES])
     assert message["parts"][0]["type"] == "text"
     assert attrs[sc.ROLLOUT_INPUT_TRUNCATED] is True
@@ -221,6 +214,13 @@ def test_semconv_option_parsing() -> None:
 def test_the_option_names_the_generated_conventions() -> None:
     assert set(SEMCONV_NAMES) == set(sc.SEMCONV_CONVENTIONS)
     assert {c for c, *_ in sc.PAYLOAD_MIRRORS} == {*SEMCONV_NAMES, "rollout"}
+    for _convention, _direction, _form, key, _spans in sc.PAYLOAD_MIRRORS:
+        assert sc.is_registered_attribute(key) or sc.is_registered_attribute(key + ".0"), key
+    # Every span type has a carrier key for each direction under each single setting.
+    for span_type in ("agent", "trace", "llm", "tool", "task", "retrieval", "custom"):
+        for conventions in (("genai",), ("openinference",), SEMCONV_NAMES, ()):
+            allowed = _allowed(span_type, conventions)
+            assert any(not k.endswith("mime_type") for k in allowed), (span_type, conventions)
 
 
 def test_captured_fixture_default(captured: CapturedSpans) -> None:

@@ -3,8 +3,8 @@
 `record_input`/`record_output`, decorator arguments and return values, and tool-call
 arguments all come here. The keys come from the generated table (`_mirrors.py`,
 `semconv.PAYLOAD_MIRRORS`): the serialised text as `input.value` (OpenInference) and, on
-tool spans, `gen_ai.tool.call.arguments` (GenAI); on LLM and agent spans the
-conversation as `gen_ai.input.messages` and, on LLM spans, `llm.input_messages.*`;
+tool spans, `gen_ai.tool.call.arguments` (GenAI); on LLM spans also the conversation
+as `gen_ai.input.messages` and `llm.input_messages.*`;
 `rollout.input` only where no enabled convention has a key (outputs likewise).
 Messages an integration already wrote (`wrap()`, the Agents bridge: more exact) are
 left alone. Truncation stays marked by `rollout.input.truncated`/`.original_length`.
