@@ -1,10 +1,9 @@
 """Console output: print each finished Rollout trace as a readable tree.
 
-:class:`ConsoleTreeProcessor` is an OpenTelemetry span processor. When an
-outermost Rollout trace (a span whose ``rollout.span.type`` is ``agent`` or
-``trace``) starts, it remembers the trace; it then buffers the spans of that
-OTel trace as they end, and when the Rollout trace's own span ends it prints
-the whole subtree, for example::
+:class:`ConsoleTreeProcessor` is an OpenTelemetry span processor. When an outermost
+Rollout trace (``rollout.span.type`` ``agent`` or ``trace``) starts, it remembers the
+trace, buffers its OTel trace's spans as they end, and prints the subtree when the
+Rollout trace's own span ends, for example::
 
     rollout ▸ support_agent  [agent]  42.1 ms  ok  trace 4bf92f3577b34da6a3ce929d0e0e4736
     ├─ • message user: "What's the weather in Paris?"
@@ -12,8 +11,7 @@ the whole subtree, for example::
     └─ plan  [task]  5.0 ms  ok
        └─ chat gpt-4o  [llm]  4.8 ms  ok  tokens 120→45 (165)  $0.0012
 
-Spans of OTel traces without an open Rollout trace are ignored, so the
-processor costs one dict lookup per span outside of Rollout traces.
+Spans of OTel traces without an open Rollout trace cost one dict lookup.
 :func:`format_tree` renders the tree and is a pure function.
 """
 
@@ -42,11 +40,9 @@ from mv37.rollout.semconv import (
     ROLLOUT_ERROR_TYPE,
     ROLLOUT_FEEDBACK_NAME,
     ROLLOUT_FEEDBACK_VALUE,
-    ROLLOUT_INPUT,
     ROLLOUT_LLM_MODEL,
     ROLLOUT_MESSAGE_CONTENT,
     ROLLOUT_MESSAGE_ROLE,
-    ROLLOUT_OUTPUT,
     ROLLOUT_SIGNAL_NAME,
     ROLLOUT_SIGNAL_VALUE,
     ROLLOUT_SPAN_TYPE,
@@ -57,6 +53,7 @@ from mv37.rollout.semconv import (
     ROLLOUT_USAGE_OUTPUT_TOKENS,
     ROLLOUT_USAGE_TOTAL_TOKENS,
 )
+from mv37.rollout.vocabulary._mirrors import display_keys
 
 __all__ = ["ConsoleTreeProcessor", "format_tree"]
 
@@ -213,6 +210,9 @@ def _usage_parts(attrs: Mapping[str, Any]) -> list[str]:
     return parts
 
 
+_PAYLOAD_KEYS = (("in", display_keys("input")), ("out", display_keys("output")))
+
+
 def _detail_parts(span: ReadableSpan, attrs: Mapping[str, Any], name: str) -> list[str]:
     """Model / tool name (when not already in the name), usage, input and output."""
     parts: list[str] = []
@@ -223,10 +223,10 @@ def _detail_parts(span: ReadableSpan, attrs: Mapping[str, Any], name: str) -> li
     if tool is not None and str(tool) not in name:
         parts.append(f"tool {_shorten(tool)}")
     parts.extend(_usage_parts(attrs))
-    if ROLLOUT_INPUT in attrs:
-        parts.append(f"in {_shorten(attrs[ROLLOUT_INPUT])}")
-    if ROLLOUT_OUTPUT in attrs:
-        parts.append(f"out {_shorten(attrs[ROLLOUT_OUTPUT])}")
+    for label, keys in _PAYLOAD_KEYS:  # under whichever convention(s) it was written
+        key = next((key for key in keys if key in attrs), None)
+        if key is not None:
+            parts.append(f"{label} {_shorten(attrs[key])}")
     return parts
 
 

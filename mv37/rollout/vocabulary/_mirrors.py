@@ -55,3 +55,19 @@ def _payload_keys(span_type: str, direction: str, conventions: tuple[str, ...]) 
 def has_form(keys: PayloadKeys, *forms: str) -> bool:
     """Whether `keys` use any of `forms`."""
     return any(form in forms for form, _ in keys)
+
+
+def display_keys(direction: str) -> tuple[str, ...]:
+    """Every key a `direction` payload may be under, text forms first, then GenAI messages:
+    what a reader (the console tree) looks up, whatever the `semconv` setting was.
+
+    Example:
+        >>> display_keys("input")[:2]
+        ('rollout.input', 'gen_ai.tool.call.arguments')
+    """
+    rows = [
+        (form != TEXT, key)
+        for _, d, form, key, _ in sc.PAYLOAD_MIRRORS
+        if d == direction and form in (TEXT, MESSAGES)
+    ]
+    return tuple(key for _, key in sorted(rows, key=lambda row: row[0]))
