@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+import requests
 from opentelemetry import trace as otel_trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -582,3 +583,20 @@ def test_importing_the_package_imports_no_exporter() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip() == "False"
+
+
+def test_check_keeps_the_real_failure_when_the_last_retry_has_no_time_left(
+    dead_url: str,
+) -> None:
+    """A retry given a spent timeout (0.0) does not hide why the attempts failed."""
+    from mv37.rollout.pipeline._check import _failure_reason
+    from mv37.rollout.pipeline._destination import build_otlp_exporter, resolve_destination
+
+    destination = resolve_destination(resolve_config(base_url=dead_url))
+    assert destination is not None
+    _, session = build_otlp_exporter(destination)
+    with pytest.raises(requests.ConnectionError):
+        session.request("POST", destination.endpoint, data=b"", timeout=1.0)
+    with pytest.raises(ValueError, match="timeout"):
+        session.request("POST", destination.endpoint, data=b"", timeout=0.0)
+    assert "cannot connect" in _failure_reason(session)

@@ -157,7 +157,12 @@ def _session_class() -> type[Any]:
             try:
                 response = super().request(method, url, *args, **kwargs)
             except BaseException as exc:
-                self.last_error, self.last_response = exc, None
+                # The exporter's last retry may get a timeout its deadline already spent
+                # (0.0: `requests` refuses it): that says nothing about the destination,
+                # so the previous attempt's outcome (say, "cannot connect") stays.
+                spent = isinstance(kwargs.get("timeout"), (int, float)) and kwargs["timeout"] <= 0
+                if not spent or (self.last_error is None and self.last_response is None):
+                    self.last_error, self.last_response = exc, None
                 raise
             self.last_error, self.last_response = None, response
             return response
