@@ -41,10 +41,6 @@ from mv37.rollout.vocabulary._payload_mirrors import payload_attributes
 _MAX_YIELDED_KEPT = 100
 
 
-def _client() -> RolloutCore:
-    return _current.client or _current.get_client()
-
-
 @dataclass(frozen=True)
 class ScopeOptions:
     """What a decorator or context manager was asked for (decided once)."""
@@ -162,7 +158,7 @@ class _Engine:
         `current_trace()`/`current_span()` inside work and record nothing.
         """
         try:
-            client = self.client or _client()
+            client = self.client or _current.client or _current.get_client()
             if client.config.disabled:
                 return client.noop_scopes if NOOP_SCOPES.get() is None else None
             options = self.options
@@ -197,13 +193,6 @@ class _Engine:
         except Exception as exc:
             internal_error("open decorated span", exc)
             return None
-
-    def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Opened:
-        """`open`, and make the scope current."""
-        scope = self.open(args, kwargs)
-        if isinstance(scope, _Scope):
-            enter(scope)
-        return scope
 
     def close(self, scope: _Scope, result: object, exc: BaseException | None) -> bool:
         """Record the output (or the error) and end the span.
@@ -267,7 +256,9 @@ def _context_of(scope: _Scope) -> otel_context.Context:
 def _sync_shape(engine: _Engine, fn: Callable[..., Any]) -> Callable[..., Any]:
     def call(*args: Any, **kwargs: Any) -> Any:
         try:
-            scope = engine.start(args, kwargs)
+            scope = engine.open(args, kwargs)
+            if scope is not None and scope.__class__ is not NoopScopes:
+                enter(scope)  # type: ignore[arg-type]
         except RecursionError:  # out of stack in our code: the user's own call raises it
             scope = None
         if scope is None:
@@ -303,7 +294,9 @@ def _sync_shape(engine: _Engine, fn: Callable[..., Any]) -> Callable[..., Any]:
 def _async_shape(engine: _Engine, fn: Callable[..., Any]) -> Callable[..., Any]:
     async def call(*args: Any, **kwargs: Any) -> Any:
         try:
-            scope = engine.start(args, kwargs)
+            scope = engine.open(args, kwargs)
+            if scope is not None and scope.__class__ is not NoopScopes:
+                enter(scope)  # type: ignore[arg-type]
         except RecursionError:  # out of stack in our code: the user's own call raises it
             scope = None
         if scope is None:
