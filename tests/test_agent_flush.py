@@ -68,7 +68,7 @@ def test_argument_beats_env_var(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("raw", ["later", "sync", "true", "1", True, 0])
-def test_invalid_argument_names_it_and_the_values(raw: object) -> None:
+def test_invalid_argument_names_it_and_the_values(raw: Any) -> None:
     for build in (resolve_config, Rollout, rollout.init):
         with pytest.raises(ValueError, match="argument agent_flush") as info:
             build(agent_flush=raw)

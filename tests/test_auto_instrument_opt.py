@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -24,7 +25,7 @@ def _fresh_registration() -> Iterator[None]:
 
 
 @pytest.mark.parametrize("value", [["nope"], "openai_agents,nope"])
-def test_unknown_names_are_a_value_error_listing_the_known_ones(value: object) -> None:
+def test_unknown_names_are_a_value_error_listing_the_known_ones(value: Any) -> None:
     with pytest.raises(ValueError, match=r"auto_instrument.*nope.*known: openai_agents"):
         rollout.init(auto_instrument=value)
 

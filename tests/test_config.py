@@ -82,7 +82,7 @@ def _keep(event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
-def _valid_value(name: str) -> tuple[object, object]:
+def _valid_value(name: str) -> tuple[Any, object]:
     """A valid non-default value for `name` and what the config should hold for it."""
     provider = TracerProvider()
     processor = SimpleSpanProcessor(InMemorySpanExporter())

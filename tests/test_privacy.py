@@ -414,7 +414,7 @@ def test_callbacks_apply_to_foreign_spans_too() -> None:
 @pytest.mark.parametrize(
     ("option", "value"), [("scrubber", "not callable"), ("scrub_patterns", ["(unclosed"])]
 )
-def test_bad_privacy_options_are_value_errors(option: str, value: object) -> None:
+def test_bad_privacy_options_are_value_errors(option: str, value: Any) -> None:
     with pytest.raises(ValueError, match=option):
         rollout.init(**{option: value})
 

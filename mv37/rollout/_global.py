@@ -7,22 +7,76 @@ full `Rollout`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, cast
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, cast
 
-from mv37.rollout._rollout import Rollout
+from opentelemetry.sdk.trace import SpanProcessor
+from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.trace import TracerProvider
+
+from mv37.rollout._rollout import Rollout, config_arguments
+from mv37.rollout.base._config import AgentFlush, EventDict
 from mv37.rollout.facade import _current
 from mv37.rollout.facade._user import UserContext
-from mv37.rollout.pipeline._check import CheckResult
-from mv37.rollout.pipeline._stats import RolloutStats
+
+if TYPE_CHECKING:
+    from mv37.rollout.pipeline._check import CheckResult
+    from mv37.rollout.pipeline._stats import RolloutStats
 
 _current.passive_factory = Rollout.passive
 
 
-def init(**config: Any) -> Rollout:
+def init(
+    *,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    environment: str | None = None,
+    release: str | None = None,
+    service_name: str | None = None,
+    agent_name: str | None = None,
+    agent_id: str | None = None,
+    agent_version: str | None = None,
+    deployment: str | None = None,
+    sample_rate: float | None = None,
+    debug: bool | None = None,
+    disabled: bool | None = None,
+    max_queue_events: int | None = None,
+    max_queue_bytes: int | None = None,
+    max_batch_events: int | None = None,
+    max_batch_bytes: int | None = None,
+    flush_interval: float | None = None,
+    shutdown_timeout: float | None = None,
+    sync_mode: bool | None = None,
+    before_send: Callable[[EventDict], EventDict | None] | None = None,
+    scrubber: Callable[[EventDict], EventDict] | None = None,
+    send_default_pii: bool | None = None,
+    default_scrubbing: bool | None = None,
+    scrub_keys: str | Iterable[str] | None = None,
+    scrub_patterns: str | Iterable[str] | None = None,
+    scrub_allow_keys: str | Iterable[str] | None = None,
+    capture_inputs: bool | None = None,
+    capture_outputs: bool | None = None,
+    capture_content: bool | None = None,
+    capture_stream_chunks: bool | None = None,
+    stream_preview_chars: int | None = None,
+    auto_instrument: str | Iterable[str] | None = None,
+    tracer_provider: TracerProvider | None = None,
+    span_processors: SpanProcessor | Iterable[SpanProcessor] | None = None,
+    span_exporters: SpanExporter | Iterable[SpanExporter] | None = None,
+    console: bool | None = None,
+    install_global_provider: bool | None = None,
+    export_all_spans: bool | None = None,
+    link_foreign_parent: bool | None = None,
+    max_payload_chars: int | None = None,
+    agent_flush: AgentFlush | None = None,
+    semconv: str | Iterable[str] | None = None,
+) -> Rollout:
     """Build the global client from arguments and `ROLLOUT_*` variables, and return it.
 
-    A second `init()` replaces the first: the old client is flushed and shut down.
+    Takes the same arguments as `Rollout(...)`: each is a `RolloutConfig` field, and
+    `None` (the default) means unset, so the field's `ROLLOUT_*` variable or default
+    applies. A second `init()` replaces the first: the old client is flushed and shut
+    down.
 
     Example:
         >>> import mv37.rollout as rollout
@@ -31,7 +85,7 @@ def init(**config: Any) -> Rollout:
     Raises:
         ValueError: For an invalid argument or environment variable (named).
     """
-    new = Rollout(**config)
+    new = Rollout(**config_arguments(locals()))
     old = _current.install(new)
     if old is not None:
         old.shutdown()
