@@ -20,7 +20,6 @@ from opentelemetry import trace as otel_trace
 from opentelemetry.sdk.resources import Attributes, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import Tracer
 
 from mv37.rollout import semconv as sc
@@ -45,6 +44,7 @@ from mv37.rollout.pipeline._processors import (
     SyncProcessor,
 )
 from mv37.rollout.pipeline._queue import QueueProcessor
+from mv37.rollout.pipeline._sampler import RatioSampler
 from mv37.rollout.pipeline._scrub import redactor_for
 from mv37.rollout.pipeline._stats import Counters, InFlight
 from mv37.rollout.pipeline._suppress import is_suppressed
@@ -154,7 +154,7 @@ class Pipeline:
             return current
         provider = TracerProvider(
             resource=_resource(config),
-            sampler=ParentBased(TraceIdRatioBased(config.sample_rate)),
+            sampler=RatioSampler(config.sample_rate),
             id_generator=RolloutIdGenerator(),
         )
         provider._mv37_rollout = True  # type: ignore[attr-defined]

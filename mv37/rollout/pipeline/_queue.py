@@ -206,8 +206,11 @@ class QueueProcessor(ExportProcessor):
                 internal_error("start export worker", exc)
 
     def kick(self) -> None:
-        """Start exporting what is queued now, without waiting (the end of an `@agent`)."""
-        if self._worker is None or not self._queue:
+        """Start exporting what is queued now, without waiting (the end of an `@agent`).
+
+        A kick already pending is joined (no lock, no notify): the worker drains the queue.
+        """
+        if self._kicked or self._worker is None or not self._queue:
             return
         with self._lock:
             self._kicked = True

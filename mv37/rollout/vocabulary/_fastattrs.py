@@ -16,6 +16,7 @@ from typing import Any
 
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import Span as _SDKSpan
+from opentelemetry.sdk.trace import _Span as _SDKConcreteSpan
 from opentelemetry.trace import Span as OTelSpan
 
 
@@ -23,7 +24,9 @@ def set_clean_attributes(span: OTelSpan, attrs: Mapping[str, Any]) -> None:
     """Add already-valid attributes to `span` (fast on SDK spans, public API otherwise)."""
     if not attrs:
         return
-    if isinstance(span, _SDKSpan):
+    # The exact class first: `isinstance` against the SDK's abstract `Span` goes through
+    # `ABCMeta.__instancecheck__`, a noticeable share of this function.
+    if span.__class__ is _SDKConcreteSpan or isinstance(span, _SDKSpan):
         bounded = getattr(span, "_attributes", None)
         lock = getattr(span, "_lock", None)
         if (

@@ -52,6 +52,28 @@ def _payload_keys(span_type: str, direction: str, conventions: tuple[str, ...]) 
     return found + keys(frozenset({FALLBACK}))
 
 
+@functools.lru_cache(maxsize=256)
+def plain_keys(
+    span_type: str, direction: str, conventions: tuple[str, ...]
+) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """`(text keys, mime-type keys)` when the payload goes under plain keys only; None when
+    a conversation form (GenAI or OpenInference messages) is among them.
+
+    The common case (tools, tasks, traces) skips the conversation logic with it.
+
+    Example:
+        >>> plain_keys("tool", "input", ("genai", "openinference"))
+        (('gen_ai.tool.call.arguments', 'input.value'), ('input.mime_type',))
+    """
+    keys = _payload_keys(span_type, direction, conventions)
+    if any(form not in (TEXT, MIME_TYPE) for form, _ in keys):
+        return None
+    return (
+        tuple(key for form, key in keys if form == TEXT),
+        tuple(key for form, key in keys if form == MIME_TYPE),
+    )
+
+
 def has_form(keys: PayloadKeys, *forms: str) -> bool:
     """Whether `keys` use any of `forms`."""
     return any(form in forms for form, _ in keys)

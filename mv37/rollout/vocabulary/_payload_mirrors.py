@@ -38,6 +38,7 @@ from mv37.rollout.vocabulary._mirrors import (
     MIME_TYPE,
     TEXT,
     payload_keys,
+    plain_keys,
 )
 from mv37.rollout.vocabulary._payload import (
     MIME_JSON,
@@ -72,6 +73,20 @@ def _one_message(role: str, payload: Payload) -> str:
     return to_json_text([message(role, [text_part(payload.text)])])
 
 
+def _plain_attributes(
+    plain: tuple[tuple[str, ...], tuple[str, ...]], direction: str, payload: Payload
+) -> Attributes:
+    text_keys, mime_keys = plain
+    attrs: Attributes = dict.fromkeys(text_keys, payload.text)
+    for key in mime_keys:
+        attrs[key] = payload.mime_type
+    if payload.truncated:
+        truncated_key, length_key = _FLAGS[direction]
+        attrs[truncated_key] = True
+        attrs[length_key] = payload.original_length
+    return attrs
+
+
 def payload_attributes(
     config: RolloutConfig,
     direction: str,
@@ -85,8 +100,11 @@ def payload_attributes(
     keys of the conventions `config.semconv` enables. Never raises.
     """
     try:
-        keys = payload_keys(span_type, direction, config.semconv)
         limit = config.max_payload_chars
+        plain = plain_keys(span_type, direction, config.semconv)
+        if plain is not None:  # no conversation form: one text, its mime type, the flags
+            return _plain_attributes(plain, direction, serialize(value, limit))
+        keys = payload_keys(span_type, direction, config.semconv)
         attrs: Attributes = {}
         payload: Payload | None = None
         for form, key in keys:
