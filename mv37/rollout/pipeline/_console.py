@@ -1,18 +1,19 @@
-"""Console output: print each finished Rollout trace as a readable tree.
+"""Console output: print each finished Rollout trace as a tree that fits the terminal.
 
 :class:`ConsoleTreeProcessor` is an OpenTelemetry span processor. When an outermost
 Rollout trace (``rollout.span.type`` ``agent`` or ``trace``) starts, it remembers the
-trace, buffers its OTel trace's spans as they end, and prints the subtree when the
-Rollout trace's own span ends, for example::
+trace, buffers its OTel trace's spans as they end, and prints the tree
+(:func:`format_tree`, in `_console_tree`) when the Rollout trace's own span ends. A
+feedback, signal or identity sent after its trace printed arrives on a carrier span; it
+prints as one line naming the trace (:func:`format_late`).
 
-    rollout ▸ support_agent  [agent]  42.1 ms  ok  trace 4bf92f3577b34da6a3ce929d0e0e4736
-    ├─ • message user: "What's the weather in Paris?"
-    ├─ get_weather  [tool]  412 µs  ok  in {"city": "Paris"}  out {"temp": 21}
-    └─ plan  [task]  5.0 ms  ok
-       └─ chat gpt-4o  [llm]  4.8 ms  ok  tokens 120→45 (165)  $0.0012
+When the console is a client's only destination it is also its exporter for
+`stats()`: spans it printed are exported, spans of open trees queued, spans being
+written in flight, and spans it will not print dropped (`not_printed`; `shutdown` for
+trees still open at shutdown), so started = exported + failed + dropped + queued + in
+flight holds as it does with an OTLP destination.
 
-Spans of OTel traces without an open Rollout trace cost one dict lookup.
-:func:`format_tree` renders the tree and is a pure function.
+Spans of OTel traces without an open Rollout trace cost a dict lookup or two.
 """
 
 from __future__ import annotations
@@ -21,46 +22,28 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TextIO
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import TextIO
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
-from opentelemetry.trace import StatusCode
 
-from mv37.rollout.semconv import (
-    ERROR_TYPE,
-    EVENT_EXCEPTION,
-    EVENT_ROLLOUT_FEEDBACK,
-    EVENT_ROLLOUT_MESSAGE,
-    EVENT_ROLLOUT_SIGNAL,
-    EXCEPTION_MESSAGE,
-    EXCEPTION_TYPE,
-    ROLLOUT_ERROR_MESSAGE,
-    ROLLOUT_ERROR_TYPE,
-    ROLLOUT_FEEDBACK_NAME,
-    ROLLOUT_FEEDBACK_VALUE,
-    ROLLOUT_LLM_MODEL,
-    ROLLOUT_MESSAGE_CONTENT,
-    ROLLOUT_MESSAGE_ROLE,
-    ROLLOUT_SIGNAL_NAME,
-    ROLLOUT_SIGNAL_VALUE,
-    ROLLOUT_SPAN_TYPE,
-    ROLLOUT_TOOL_NAME,
-    ROLLOUT_TRACE_NAME,
-    ROLLOUT_USAGE_COST_USD,
-    ROLLOUT_USAGE_INPUT_TOKENS,
-    ROLLOUT_USAGE_OUTPUT_TOKENS,
-    ROLLOUT_USAGE_TOTAL_TOKENS,
+from mv37.rollout.base._diagnostics import internal_error, log_once
+from mv37.rollout.pipeline._console_style import stream_width, use_color
+from mv37.rollout.pipeline._console_text import format_duration
+from mv37.rollout.pipeline._console_tree import (
+    TRACE_SPAN_TYPES,
+    format_late,
+    format_tree,
+    trace_label,
 )
-from mv37.rollout.vocabulary._mirrors import display_keys
+from mv37.rollout.pipeline._processors import in_rollout_trace
+from mv37.rollout.pipeline._stats import Counters
+from mv37.rollout.semconv import ROLLOUT_SPAN_TYPE
 
-__all__ = ["ConsoleTreeProcessor", "format_tree"]
-
-_logger = logging.getLogger("mv37.rollout")
-
-TRACE_SPAN_TYPES = frozenset({"agent", "trace"})
-"""Values of ``rollout.span.type`` that make a span a Rollout trace."""
+__all__ = ["ConsoleTreeProcessor", "format_duration", "format_late", "format_tree"]
 
 DEFAULT_MAX_SPANS_PER_TRACE = 10_000
 """Spans buffered per trace before the rest are only counted."""
@@ -68,311 +51,23 @@ DEFAULT_MAX_SPANS_PER_TRACE = 10_000
 DEFAULT_MAX_OPEN_TRACES = 1_000
 """Rollout traces tracked at once; further ones are not printed."""
 
-_SHORT_LIMIT = 60
-_ERROR_LIMIT = 120
+PRINTED_TRACES_KEPT = 1_024
+"""Names of printed traces remembered for late feedback lines."""
 
-# ANSI styles used when colour is on.
-_RESET = "\x1b[0m"
-_BOLD = "\x1b[1m"
-_DIM = "\x1b[2m"
-_RED = "\x1b[31m"
-_GREEN = "\x1b[32m"
-_YELLOW = "\x1b[33m"
-_CYAN = "\x1b[36m"
-
-
-# --------------------------------------------------------------------------- formatting
-
-
-def _style(text: str, code: str, color: bool) -> str:
-    """Wrap ``text`` in an ANSI style when ``color`` is on."""
-    return f"{code}{text}{_RESET}" if color else text
-
-
-def _shorten(value: object, limit: int = _SHORT_LIMIT) -> str:
-    """Render ``value`` on one line, cut to ``limit`` characters with "…"."""
-    if isinstance(value, str):
-        text = value
-    elif isinstance(value, bool):
-        text = "true" if value else "false"
-    elif isinstance(value, (tuple, list)):
-        text = "[" + ", ".join(_shorten(item, limit) for item in value) + "]"
-    else:
-        text = str(value)
-    text = text.replace("\r\n", " ").replace("\n", " ").replace("\r", " ").replace("\t", " ")
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return text
-
-
-def format_duration(nanoseconds: int | None) -> str:
-    """Render a duration in nanoseconds as "850 µs", "12.3 ms", "1.52 s" or "2 m 05 s"."""
-    if nanoseconds is None or nanoseconds < 0:
-        return "?"
-    if nanoseconds < 999_500:
-        return f"{nanoseconds / 1_000:.0f} µs"
-    if nanoseconds < 999_950_000:
-        return f"{nanoseconds / 1_000_000:.1f} ms"
-    seconds = nanoseconds / 1_000_000_000
-    if seconds < 59.995:
-        return f"{seconds:.2f} s"
-    minutes, rest = divmod(round(seconds), 60)
-    return f"{minutes} m {rest:02d} s"
-
-
-def _format_cost(cost: float) -> str:
-    """Render a USD cost with at least two and at most six decimals."""
-    text = f"{cost:.6f}".rstrip("0")
-    whole, _, decimals = text.partition(".")
-    return f"${whole}.{decimals.ljust(2, '0')}"
-
-
-def _attrs(span: ReadableSpan) -> Mapping[str, Any]:
-    """The span's attributes, never None."""
-    return span.attributes or {}
-
-
-def _span_type(attrs: Mapping[str, Any]) -> str | None:
-    """The ``rollout.span.type`` of a span, or None for a foreign span."""
-    value = attrs.get(ROLLOUT_SPAN_TYPE)
-    return value if isinstance(value, str) and value else None
-
-
-def _display_name(span: ReadableSpan, attrs: Mapping[str, Any]) -> str:
-    """Rollout trace name for trace spans, the span name otherwise."""
-    if _span_type(attrs) in TRACE_SPAN_TYPES:
-        trace_name = attrs.get(ROLLOUT_TRACE_NAME)
-        if isinstance(trace_name, str) and trace_name:
-            return _shorten(trace_name)
-    return _shorten(span.name)
-
-
-def _error_text(span: ReadableSpan, attrs: Mapping[str, Any]) -> str | None:
-    """ "<type>: <message>" when the span failed, else None."""
-    error_type = attrs.get(ROLLOUT_ERROR_TYPE)
-    message = attrs.get(ROLLOUT_ERROR_MESSAGE)
-    failed = span.status.status_code is StatusCode.ERROR or error_type is not None
-    if not failed:
-        return None
-    if error_type is None and message is None:
-        for event in reversed(span.events):
-            if event.name == EVENT_EXCEPTION:
-                event_attrs = event.attributes or {}
-                error_type = event_attrs.get(EXCEPTION_TYPE)
-                message = event_attrs.get(EXCEPTION_MESSAGE)
-                break
-    if error_type is None and message is None:
-        description = span.status.description
-        return _shorten(description, _ERROR_LIMIT) if description else ""
-    if error_type is None:
-        return _shorten(message, _ERROR_LIMIT)
-    if message is None or message == "":
-        return _shorten(error_type, _ERROR_LIMIT)
-    return _shorten(f"{error_type}: {message}", _ERROR_LIMIT)
-
-
-def _interruption_text(span: ReadableSpan, attrs: Mapping[str, Any]) -> str | None:
-    """ "cancelled" / "interrupted (<type>)" when a non-error exception ended the span."""
-    error_type = attrs.get(ERROR_TYPE)
-    if error_type is None or span.status.status_code is StatusCode.ERROR:
-        return None
-    if error_type == "CancelledError":
-        return "cancelled"
-    return f"interrupted ({_shorten(error_type, _ERROR_LIMIT)})"
-
-
-def _status_text(span: ReadableSpan, attrs: Mapping[str, Any], color: bool) -> str:
-    """The status text: "ok", "cancelled", "interrupted (<type>)" or "ERROR <type>: ..."."""
-    error = _error_text(span, attrs)
-    if error is None:
-        interrupted = _interruption_text(span, attrs)
-        if interrupted is not None:
-            return _style(interrupted, _YELLOW, color)
-        return _style("ok", _GREEN, color)
-    return _style(f"ERROR {error}" if error else "ERROR", _RED, color)
-
-
-def _usage_parts(attrs: Mapping[str, Any]) -> list[str]:
-    """The "tokens in→out (total)" and "$cost" parts when the span carries usage."""
-    parts: list[str] = []
-    in_tokens = attrs.get(ROLLOUT_USAGE_INPUT_TOKENS)
-    out_tokens = attrs.get(ROLLOUT_USAGE_OUTPUT_TOKENS)
-    total = attrs.get(ROLLOUT_USAGE_TOTAL_TOKENS)
-    if in_tokens is not None or out_tokens is not None or total is not None:
-        if total is None and isinstance(in_tokens, int) and isinstance(out_tokens, int):
-            total = in_tokens + out_tokens
-        shown = ["?" if value is None else _shorten(value) for value in (in_tokens, out_tokens)]
-        total_text = "?" if total is None else _shorten(total)
-        parts.append(f"tokens {shown[0]}→{shown[1]} ({total_text})")
-    cost = attrs.get(ROLLOUT_USAGE_COST_USD)
-    if isinstance(cost, (int, float)) and not isinstance(cost, bool):
-        parts.append(_format_cost(float(cost)))
-    return parts
-
-
-_PAYLOAD_KEYS = (("in", display_keys("input")), ("out", display_keys("output")))
-
-
-def _detail_parts(span: ReadableSpan, attrs: Mapping[str, Any], name: str) -> list[str]:
-    """Model / tool name (when not already in the name), usage, input and output."""
-    parts: list[str] = []
-    model = attrs.get(ROLLOUT_LLM_MODEL)
-    if model is not None and str(model) not in span.name:
-        parts.append(f"model {_shorten(model)}")
-    tool = attrs.get(ROLLOUT_TOOL_NAME)
-    if tool is not None and str(tool) not in name:
-        parts.append(f"tool {_shorten(tool)}")
-    parts.extend(_usage_parts(attrs))
-    for label, keys in _PAYLOAD_KEYS:  # under whichever convention(s) it was written
-        key = next((key for key in keys if key in attrs), None)
-        if key is not None:
-            parts.append(f"{label} {_shorten(attrs[key])}")
-    return parts
-
-
-def _span_line(span: ReadableSpan, color: bool, *, is_root: bool = False) -> str:
-    """The one-line summary of a span (without the tree prefix)."""
-    attrs = _attrs(span)
-    name = _display_name(span, attrs)
-    span_type = _span_type(attrs) or "otel"
-    duration = None
-    if span.start_time is not None and span.end_time is not None:
-        duration = span.end_time - span.start_time
-    parts = [
-        _style(name, _BOLD, color),
-        _style(f"[{_shorten(span_type)}]", _CYAN, color),
-        format_duration(duration),
-        _status_text(span, attrs, color),
-    ]
-    if is_root:
-        context = span.context
-        if context is not None:
-            parts.append(_style(f"trace {context.trace_id:032x}", _DIM, color))
-    parts.extend(_detail_parts(span, attrs, name))
-    line = "  ".join(parts)
-    return f"{_style('rollout ▸', _DIM, color)} {line}" if is_root else line
-
-
-def _event_lines(span: ReadableSpan, color: bool) -> list[str]:
-    """Bullet lines for the span's message, feedback, signal and handled-exception events."""
-    lines: list[str] = []
-    attrs_of_span = _attrs(span)
-    # The span's status line already reports a failure or an interruption.
-    ended_reported = (
-        _error_text(span, attrs_of_span) is not None
-        or _interruption_text(span, attrs_of_span) is not None
-    )
-    for event in sorted(span.events, key=lambda e: e.timestamp):
-        attrs = event.attributes or {}
-        if event.name == EVENT_ROLLOUT_MESSAGE:
-            role = attrs.get(ROLLOUT_MESSAGE_ROLE)
-            content = attrs.get(ROLLOUT_MESSAGE_CONTENT, "")
-            head = f"message {_shorten(role)}" if role is not None else "message"
-            text = f'{head}: "{_shorten(content)}"'
-        elif event.name == EVENT_ROLLOUT_FEEDBACK:
-            name = _shorten(attrs.get(ROLLOUT_FEEDBACK_NAME, "?"))
-            text = f"feedback {name} = {_shorten(attrs.get(ROLLOUT_FEEDBACK_VALUE, ''))}"
-        elif event.name == EVENT_ROLLOUT_SIGNAL:
-            name = _shorten(attrs.get(ROLLOUT_SIGNAL_NAME, "?"))
-            text = f"signal {name} = {_shorten(attrs.get(ROLLOUT_SIGNAL_VALUE, ''))}"
-        elif event.name == EVENT_EXCEPTION:
-            if ended_reported:
-                continue
-            exc = f"{attrs.get(EXCEPTION_TYPE, '?')}: {attrs.get(EXCEPTION_MESSAGE, '')}"
-            text = _style(f"exception {_shorten(exc, _ERROR_LIMIT)}", _YELLOW, color)
-        else:
-            continue
-        lines.append(f"• {text}")
-    return lines
-
-
-def _span_id(span: ReadableSpan) -> int | None:
-    """The span id of a span, or None when it has no context."""
-    context = span.context
-    return None if context is None else int(context.span_id)
-
-
-def format_tree(
-    root: ReadableSpan,
-    spans: Sequence[ReadableSpan],
-    *,
-    dropped: int = 0,
-    color: bool = False,
-) -> str:
-    """Render ``root`` and the ``spans`` below it as a box-drawn tree.
-
-    Args:
-        root: The span at the top of the tree (usually a Rollout trace span).
-        spans: Finished spans to place below ``root``, found via their parent span
-            ids; a span whose parent is not among them hangs directly under
-            ``root``. ``root`` itself may be included and is skipped.
-        dropped: Number of further spans that were not kept; shown as a last line.
-        color: Add ANSI colours.
-
-    Returns:
-        The tree, one line per span or event, without a trailing newline.
-    """
-    root_id = _span_id(root)
-    by_id: dict[int, ReadableSpan] = {}
-    ordered: list[ReadableSpan] = []
-    for span in spans:
-        span_id = _span_id(span)
-        if span is root or span_id is None or span_id == root_id or span_id in by_id:
-            continue
-        by_id[span_id] = span
-        ordered.append(span)
-
-    children: dict[int | None, list[ReadableSpan]] = {}
-    for span in ordered:
-        parent = span.parent
-        parent_id: int | None = None if parent is None else int(parent.span_id)
-        if parent_id is None or (parent_id != root_id and parent_id not in by_id):
-            parent_id = root_id  # orphan: hang it under the root
-        children.setdefault(parent_id, []).append(span)
-    for group in children.values():
-        group.sort(key=lambda s: s.start_time or 0)
-
-    lines = [_span_line(root, color, is_root=True)]
-    visited: set[int | None] = {root_id}
-    # Each stack entry is one pending item: (prefix for the item, is_last, span or text).
-    stack: list[tuple[str, bool, ReadableSpan | str]] = []
-
-    def push_items(owner: ReadableSpan, owner_id: int | None, prefix: str, extra: int) -> None:
-        items: list[ReadableSpan | str] = [*_event_lines(owner, color)]
-        items.extend(children.get(owner_id, ()) if owner_id is not None else ())
-        if extra > 0:
-            items.append(_style(f"… {extra} more spans not shown", _DIM, color))
-        for index in range(len(items) - 1, -1, -1):
-            stack.append((prefix, index == len(items) - 1, items[index]))
-
-    push_items(root, root_id, "", dropped)
-    while stack:
-        prefix, is_last, item = stack.pop()
-        branch = "└─ " if is_last else "├─ "
-        if isinstance(item, str):
-            lines.append(f"{prefix}{branch}{item}")
-            continue
-        item_id = _span_id(item)
-        if item_id in visited:
-            continue
-        visited.add(item_id)
-        lines.append(f"{prefix}{branch}{_span_line(item, color)}")
-        push_items(item, item_id, prefix + ("   " if is_last else "│  "), 0)
-    return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------- processor
+LATE_SPAN_TYPES = frozenset({"feedback", "signal", "identify"})
+"""`rollout.span.type` of the carrier spans of late feedback, signals and identities."""
 
 
 class _TraceBuffer:
     """Spans collected for one open printing root."""
 
-    __slots__ = ("dropped", "root_span_id", "spans")
+    __slots__ = ("counted", "dropped", "root_span_id", "spans")
 
     def __init__(self, root_span_id: int) -> None:
         self.root_span_id = root_span_id
         self.spans: list[ReadableSpan] = []
         self.dropped = 0
+        self.counted = 0  # of `spans`, those counted as started (in `stats()`)
 
 
 class ConsoleTreeProcessor(SpanProcessor):
@@ -380,14 +75,20 @@ class ConsoleTreeProcessor(SpanProcessor):
 
     Args:
         stream: Where to print; defaults to ``sys.stderr`` looked up at print time.
-        color: Force ANSI colours on or off; by default on only when the stream is
-            a TTY and ``NO_COLOR`` is unset.
+        color: Force ANSI colours on or off; by default on when ``FORCE_COLOR`` is set,
+            or when the stream is a terminal and ``NO_COLOR`` is unset.
+        width: Cells a line may take; by default the stream's terminal width, else
+            ``COLUMNS``, else 100 (looked up at each print).
         max_spans_per_trace: Spans kept per trace; further ones are counted and
             reported as "… N more spans not shown".
         max_open_traces: Rollout traces tracked at the same time; traces started
             beyond this are not printed.
-        scrub: Applied to the tree text before it is printed (the client passes its
-            default scrubbing, so secrets do not land in logs either).
+        scrub: Applied to every text taken from spans before it is printed (the client
+            passes its default scrubbing, so secrets do not land in logs either).
+        counters: The client's counters when the console is its only destination: the
+            console then counts what it prints, holds and skips (see the module doc).
+        count_all: With `counters`: every span was counted as started (our own
+            provider), not only spans of Rollout traces.
     """
 
     def __init__(
@@ -395,37 +96,74 @@ class ConsoleTreeProcessor(SpanProcessor):
         stream: TextIO | None = None,
         *,
         color: bool | None = None,
+        width: int | None = None,
         max_spans_per_trace: int = DEFAULT_MAX_SPANS_PER_TRACE,
         max_open_traces: int = DEFAULT_MAX_OPEN_TRACES,
         scrub: Callable[[str], str] | None = None,
+        counters: Counters | None = None,
+        count_all: bool = True,
     ) -> None:
         self._stream = stream
         self._scrub = scrub
         self._color = color
+        self._width = width
         self._max_spans = max(0, max_spans_per_trace)
         self._max_open = max(0, max_open_traces)
+        self._counters = counters
+        self._count_all = count_all
+        self._reset()
+        if counters is not None:
+            counters.watch_queue(self)
+            if hasattr(os, "register_at_fork"):
+                ref = weakref.ref(self)
+                os.register_at_fork(after_in_child=lambda: _reset_in_child(ref))
+
+    def _reset(self) -> None:
+        """Nothing open, nothing counted, a fresh lock (also a forked child's start)."""
         self._lock = threading.Lock()
         self._traces: dict[int, _TraceBuffer] = {}
-        self._error_logged = False
+        self._printed: OrderedDict[int, str] = OrderedDict()
+        self._members: set[int] = set()  # spans counted as started (when not count_all)
+        self._queued = 0
+        self._in_flight = 0
+        self._shut = False
 
-    # -- SpanProcessor -----------------------------------------------------------------
+    # -- stats ---------------------------------------------------------------------------
+
+    def queued(self) -> int:
+        """Counted spans held in trees whose root has not ended yet."""
+        return self._queued
+
+    def in_flight(self) -> int:
+        """Counted spans of trees being written."""
+        return self._in_flight
+
+    # -- SpanProcessor -------------------------------------------------------------------
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         """Register an outermost Rollout trace span as its trace's printing root."""
         try:
-            attributes = span.attributes
-            if attributes is None or attributes.get(ROLLOUT_SPAN_TYPE) not in TRACE_SPAN_TYPES:
+            if self._shut:
                 return
             context = span.context
             if context is None:
                 return
-            trace_id = int(context.trace_id)
+            if (
+                self._counters is not None
+                and not self._count_all
+                and in_rollout_trace(span, parent_context)
+            ):
+                self._members.add(context.span_id)
+            attributes = span.attributes
+            if attributes is None or attributes.get(ROLLOUT_SPAN_TYPE) not in TRACE_SPAN_TYPES:
+                return
+            trace_id = context.trace_id
             with self._lock:
                 if trace_id in self._traces or len(self._traces) >= self._max_open:
                     return
-                self._traces[trace_id] = _TraceBuffer(int(context.span_id))
-        except Exception:
-            self._log_error("on_start")
+                self._traces[trace_id] = _TraceBuffer(context.span_id)
+        except Exception as exc:
+            internal_error("console tree (span start)", exc)
 
     def on_end(self, span: ReadableSpan) -> None:
         """Buffer a span of an open Rollout trace; print the tree when its root ends."""
@@ -433,68 +171,154 @@ class ConsoleTreeProcessor(SpanProcessor):
             context = span.context
             if context is None:
                 return
-            trace_id = int(context.trace_id)
-            if trace_id not in self._traces:  # fast path, no lock
+            counted = self._counters is not None and (
+                self._count_all or _take(self._members, context.span_id)
+            )
+            if self._shut:
+                if counted:
+                    self._drop("shutdown")
                 return
-            with self._lock:
-                buffer = self._traces.get(trace_id)
-                if buffer is None:
-                    return
-                if buffer.root_span_id != context.span_id:
-                    if len(buffer.spans) < self._max_spans:
+            trace_id = context.trace_id
+            if trace_id in self._traces:  # without the lock first: most spans are here
+                ended: _TraceBuffer | None = None
+                kept = False
+                with self._lock:
+                    buffer = self._traces.get(trace_id)
+                    if buffer is None:
+                        pass
+                    elif buffer.root_span_id == context.span_id:
+                        del self._traces[trace_id]
+                        self._queued -= buffer.counted
+                        self._in_flight += buffer.counted + counted
+                        ended = buffer
+                    elif len(buffer.spans) < self._max_spans:
                         buffer.spans.append(span)
+                        kept = True
+                        if counted:
+                            buffer.counted += 1
+                            self._queued += 1
                     else:
                         buffer.dropped += 1
+                if ended is not None:
+                    self._print_tree(span, ended, ended.counted + counted)
                     return
-                del self._traces[trace_id]
-            self._print(span, buffer)
-        except Exception:
-            self._log_error("on_end")
+                if buffer is not None:
+                    if counted and not kept:
+                        self._drop("not_printed")
+                    return
+            attributes = span.attributes
+            if attributes is not None and attributes.get(ROLLOUT_SPAN_TYPE) in LATE_SPAN_TYPES:
+                self._print_late(span, int(counted))
+            elif counted:
+                self._drop("not_printed")
+        except Exception as exc:
+            internal_error("console tree", exc)
 
     def shutdown(self) -> None:
-        """Forget all open traces without printing."""
+        """Forget all open traces without printing (counted as dropped at shutdown)."""
         with self._lock:
+            self._shut = True
+            held = sum(buffer.counted for buffer in self._traces.values())
             self._traces.clear()
+            self._queued = 0
+        if held:
+            self._drop("shutdown", held)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Nothing to flush: trees print as their root ends."""
         return True
 
-    # -- internals ---------------------------------------------------------------------
+    # -- internals -----------------------------------------------------------------------
 
-    def _print(self, root: ReadableSpan, buffer: _TraceBuffer) -> None:
-        """Format the tree of ``buffer`` under ``root`` and write it to the stream."""
-        stream = self._stream if self._stream is not None else sys.stderr
-        if stream is None:
-            return
-        color = self._color
-        if color is None:
-            color = _stream_is_tty(stream) and "NO_COLOR" not in os.environ
-        text = format_tree(root, buffer.spans, dropped=buffer.dropped, color=color)
+    def _drop(self, reason: str, count: int = 1) -> None:
+        if self._counters is not None:
+            self._counters.drop(reason, count)
+
+    def _print_tree(self, root: ReadableSpan, buffer: _TraceBuffer, landing: int) -> None:
+        """Format the tree of `buffer` under `root`, write it and count its spans."""
+        written = False
         try:
-            if self._scrub is not None:
-                text = self._scrub(text)
+            context = root.context
+            if context is not None:
+                with self._lock:
+                    self._printed[context.trace_id] = trace_label(root)
+                    if len(self._printed) > PRINTED_TRACES_KEPT:
+                        self._printed.popitem(last=False)
+            stream = self._stream if self._stream is not None else sys.stderr
+            color, width = self._look(stream)
+            text = format_tree(
+                root,
+                buffer.spans,
+                dropped=buffer.dropped,
+                color=color,
+                width=width,
+                scrub=self._scrub,
+            )
+            written = self._write(stream, text)
+        finally:
+            with self._lock:
+                self._in_flight -= landing
+            self._land(landing, written)
+
+    def _print_late(self, span: ReadableSpan, landing: int) -> None:
+        """One line for a late feedback / signal / identity, naming its trace."""
+        context = span.context
+        name = None
+        if context is not None:
+            with self._lock:
+                name = self._printed.get(context.trace_id)
+        stream = self._stream if self._stream is not None else sys.stderr
+        color, width = self._look(stream)
+        text = format_late(span, name, color=color, width=width, scrub=self._scrub)
+        self._land(landing, self._write(stream, text))
+
+    def _look(self, stream: TextIO | None) -> tuple[bool, int]:
+        """Colour and width for `stream` (unless given at construction)."""
+        if stream is None:
+            return False, 100
+        color = self._color if self._color is not None else use_color(stream)
+        width = self._width if self._width is not None else stream_width(stream)
+        return color, width
+
+    def _land(self, count: int, written: bool) -> None:
+        if self._counters is None or not count:
+            return
+        if written:
+            self._counters.add_exported(count)
+        else:
+            self._counters.add_failed(count)
+
+    @staticmethod
+    def _write(stream: TextIO | None, text: str) -> bool:
+        """Write `text` and a newline; False (and a warning, once) when that fails."""
+        if stream is None:
+            return False
+        try:
             stream.write(text + "\n")
             stream.flush()
-        except Exception:
-            self._log_error("writing the trace tree")
-
-    def _log_error(self, where: str) -> None:
-        """Log the first internal failure with its traceback; later ones at debug level."""
-        if self._error_logged:
-            _logger.debug("ConsoleTreeProcessor failed in %s", where, exc_info=True)
-            return
-        self._error_logged = True
-        _logger.warning(
-            "ConsoleTreeProcessor failed in %s; further failures are logged at debug level",
-            where,
-            exc_info=True,
-        )
+            return True
+        except Exception as exc:
+            log_once(
+                "console-write",
+                logging.WARNING,
+                "mv37.rollout: the console tree could not be written (%s: %s); its spans are "
+                "counted in stats().spans_failed. Pass console=False to turn it off",
+                type(exc).__name__,
+                exc,
+            )
+            return False
 
 
-def _stream_is_tty(stream: TextIO) -> bool:
-    """Whether ``stream`` is an interactive terminal (False if that cannot be told)."""
-    try:
-        return bool(stream.isatty())
-    except Exception:
-        return False
+def _take(members: set[int], span_id: int) -> bool:
+    """Whether `span_id` was in `members` (removing it)."""
+    if span_id in members:
+        members.discard(span_id)
+        return True
+    return False
+
+
+def _reset_in_child(ref: weakref.ref[ConsoleTreeProcessor]) -> None:
+    """A forked child holds none of its parent's open trees (its counters restart too)."""
+    processor = ref()
+    if processor is not None:
+        processor._reset()

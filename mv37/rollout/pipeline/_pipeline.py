@@ -169,13 +169,19 @@ class Pipeline:
         if not isinstance(provider, TracerProvider):
             return
         owned = self.owned_provider is not None
+        count_all = owned or config.export_all_spans
         processors: list[SpanProcessor] = [
-            ContextStampProcessor(self.counters, count_all=owned or config.export_all_spans)
+            ContextStampProcessor(self.counters, count_all=count_all)
         ]
         if config.console is True or (owned and config.console_enabled):
             redactor = self.redactor
             scrub = (lambda text: redactor.text(text)[0]) if redactor.active else None
-            processors.append(ConsoleTreeProcessor(scrub=scrub))
+            # The only destination: it counts what it prints for stats().
+            sole = self.destination is None and not config.span_exporters
+            counters = self.counters if sole else None
+            processors.append(
+                ConsoleTreeProcessor(scrub=scrub, counters=counters, count_all=count_all)
+            )
         # Our destination's exporter reports its retries and failures our way (one warning
         # per client); exporters the user passed log as they were set up to.
         exporters: list[tuple[SpanExporter, ExportLog | None]] = []

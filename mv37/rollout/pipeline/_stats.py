@@ -31,11 +31,13 @@ from mv37.rollout.base._diagnostics import (
     logger,
 )
 
-DROP_REASONS = ("queue_full", "oversize", "sampled_out", "scrubbed", "shutdown")
+DROP_REASONS = ("queue_full", "oversize", "sampled_out", "scrubbed", "shutdown", "not_printed")
 """Why spans are dropped: the export queue was full; the span alone was bigger than
 `max_batch_bytes`; its trace was sampled out (counted per trace); a scrubber removed it
-or failed on it; it ended after `shutdown()` or was still queued when the shutdown
-timeout ran out."""
+or failed on it; it ended after `shutdown()` or was still queued (or in an open console
+tree) when the shutdown timeout ran out; the console tree, the only destination, does
+not print it (outside a Rollout trace, ending after its trace printed, or beyond the
+console's per-trace or open-trace limits)."""
 
 _DROP_MESSAGES = {
     "queue_full": "export queue full (max_queue_events / max_queue_bytes); dropping spans",
@@ -43,6 +45,7 @@ _DROP_MESSAGES = {
     "sampled_out": "a trace was sampled out (sample_rate); it is not recorded",
     "scrubbed": "a span was dropped by the scrubber / before_send pipeline",
     "shutdown": "spans ended after shutdown or unsent at the shutdown timeout; dropping them",
+    "not_printed": "a span is not part of a printed console tree and there is no destination",
 }
 
 
@@ -107,8 +110,10 @@ class RolloutStats:
 
     Attributes:
         spans_started: Recording spans started in Rollout traces.
-        spans_exported: Spans an exporter accepted (summed over exporters).
-        spans_queued: Spans waiting in export queues right now.
+        spans_exported: Spans an exporter accepted (summed over exporters); with the
+            console tree as the only destination, spans it printed.
+        spans_queued: Spans waiting in export queues right now (or, console only, in a
+            tree whose trace has not ended).
         spans_in_flight: Spans an exporter has taken from its queue (or, in `sync_mode`, is
             sending from the caller's thread) whose export has not ended yet: a request on
             the wire, or the exporter's retries against a collector that is down. They move
