@@ -6,6 +6,7 @@ step reads on its own.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -68,6 +69,12 @@ def trace_context(
     Explicit ids win over `context=` entries, which win over the `rollout.user(...)`
     block; an `@agent` is its own agent, a trace belongs to the configured one.
     """
+    if not (user_id or session_id or conversation_id or context or attributes):
+        user = current_user()
+        if user is None:  # the common call: only the agent's own attributes, cached
+            agent = agent_name or (name if span_type == AGENT else config.agent_name)
+            own = _agent_context(agent, config.agent_id, config.agent_version)
+            return TraceContext(dict(own), {}, None, None)
     fields: dict[str, Any] = {
         "user_id": user_id,
         "session_id": session_id,
@@ -92,6 +99,14 @@ def trace_context(
         **fields,
     )
     return TraceContext(own, extra_user, user, fields["user_id"])
+
+
+@functools.lru_cache(maxsize=512)
+def _agent_context(
+    agent_name: str | None, agent_id: str | None, agent_version: str | None
+) -> Attributes:
+    # Callers copy it: the cached dict itself is never handed out.
+    return context_attributes(agent_name=agent_name, agent_id=agent_id, agent_version=agent_version)
 
 
 def presample(

@@ -8,7 +8,6 @@ same OTel trace (`_feedback.py`), parented on its root when this process knows i
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 from mv37.rollout.base._diagnostics import debug_once
@@ -28,8 +27,9 @@ class TraceIndex:
     __slots__ = ("_external_ids", "_open", "_roots")
 
     def __init__(self) -> None:
-        self._external_ids: OrderedDict[str, str] = OrderedDict()
-        self._roots: OrderedDict[int, int] = OrderedDict()  # trace id -> its first span id
+        # Plain dicts keep insertion order: the oldest entry is `next(iter(d))`.
+        self._external_ids: dict[str, str] = {}
+        self._roots: dict[int, int] = {}  # trace id -> its first span id
         # The open root traces, by trace id; a root leaves when it ends (`ended`). A plain
         # dict: a weak one costs more than the rest of the bookkeeping together.
         self._open: dict[int, Trace] = {}
@@ -40,21 +40,24 @@ class TraceIndex:
             ids = self._external_ids
             ids[str(external_trace_id)] = trace.trace_id
             if len(ids) > MAX_REMEMBERED:
-                ids.popitem(last=False)
+                del ids[next(iter(ids))]
         context = trace.otel_span.get_span_context()
-        if context.trace_id not in self._roots:
-            self._roots[context.trace_id] = context.span_id
-            if len(self._roots) > MAX_REMEMBERED:
-                self._roots.popitem(last=False)
-            self._open[context.trace_id] = trace
-            if len(self._open) > MAX_REMEMBERED:  # roots that never end: keep the newest
-                del self._open[next(iter(self._open))]
+        trace_id = context.trace_id
+        roots = self._roots
+        if trace_id not in roots:
+            roots[trace_id] = context.span_id
+            if len(roots) > MAX_REMEMBERED:
+                del roots[next(iter(roots))]
+            opened = self._open
+            opened[trace_id] = trace
+            if len(opened) > MAX_REMEMBERED:  # roots that never end: keep the newest
+                del opened[next(iter(opened))]
 
     def ended(self, trace: Trace) -> None:
         """`trace` ended: if it is an open root, it is open no more."""
-        context = trace.otel_span.get_span_context()
-        if self._open.get(context.trace_id) is trace:
-            del self._open[context.trace_id]
+        trace_id = trace.otel_span.get_span_context().trace_id
+        if self._open.get(trace_id) is trace:
+            del self._open[trace_id]
 
     def root_span_id(self, trace_id: int) -> int | None:
         """The span id of the outermost Rollout span this process recorded in `trace_id`."""
