@@ -486,7 +486,10 @@ def test_cli_check_exit_codes(receiver: OTLPReceiver) -> None:
     assert KEY not in denied.stdout + denied.stderr
     bad = _cli("check", "--base-url", "nonsense", env=env)
     assert bad.returncode == 1
-    assert "base_url" in bad.stdout
+    assert bad.stdout == (
+        "mv37.rollout check: FAILED, invalid configuration: --base-url must be an http(s) URL "
+        "such as http://localhost:4318\n"
+    )
     quiet = _cli("check", "--quiet", env=env)
     assert quiet.returncode == 0
     assert quiet.stdout == ""

@@ -1,7 +1,8 @@
 """Configuration: a frozen dataclass whose fields name their environment variables.
 
 Precedence is argument > environment variable > default, and empty strings count as
-unset. Bad values raise `ValueError` naming the argument or the variable.
+unset. Bad values raise `ValueError` naming the argument or the variable; a `ROLLOUT_*`
+variable Rollout does not read is a warning naming the closest one it does.
 
 Example:
     >>> cfg = resolve_config(agent_name="support_agent", sample_rate=0.5)
@@ -12,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
-from mv37.rollout.base._diagnostics import debug_once
+from mv37.rollout.base._diagnostics import debug_once, log_once
 from mv37.rollout.base._integration_names import validate
 
 if TYPE_CHECKING:
@@ -261,6 +263,48 @@ def _coerce(name: str, raw: object, source: str) -> object:
     return text
 
 
+PLANNED_VARIABLES = ("ROLLOUT_METRICS", "ROLLOUT_FEEDBACK_SINKS", "ROLLOUT_DEDUPE_LLM_SPANS")
+"""Variables API.md documents for options still being built: known, never called unknown."""
+
+
+def known_variables() -> tuple[str, ...]:
+    """Every `ROLLOUT_*` variable Rollout knows: each field's, and the planned ones."""
+    named = (spec.metadata.get("env") for spec in _FIELDS.values())
+    return tuple(sorted({name for name in named if name} | set(PLANNED_VARIABLES)))
+
+
+def warn_unknown_variables(environ: Mapping[str, str]) -> None:
+    """Warn once per name about a `ROLLOUT_*` variable Rollout does not read.
+
+    Names the closest known variable (a typo such as `ROLLOUT_BASEURL`, or lower case).
+    """
+    known = known_variables()
+    for name in list(environ):
+        if not name.upper().startswith("ROLLOUT_") or name in known:
+            continue
+        import difflib  # only for a name to correct: kept off the import path
+
+        # Compared without the shared prefix, which would make every name look close.
+        suffixes = [known_name.removeprefix("ROLLOUT_") for known_name in known]
+        given = name.upper()[len("ROLLOUT_") :]
+        close = (
+            difflib.get_close_matches(given, suffixes, n=1, cutoff=0.6)
+            or [suffix for suffix in suffixes if given and given in suffix][:1]
+        )
+        advice = (
+            f"did you mean ROLLOUT_{close[0]}?"
+            if close
+            else f"the variables Rollout reads are {', '.join(known)}"
+        )
+        log_once(
+            f"unknown-variable-{name}",
+            logging.WARNING,
+            "mv37.rollout: environment variable %s is not a Rollout setting and is ignored; %s",
+            name,
+            advice,
+        )
+
+
 def resolve_config(env: Mapping[str, str] | None = None, /, **arguments: object) -> RolloutConfig:
     """Build a `RolloutConfig` from keyword arguments and `ROLLOUT_*` variables.
 
@@ -276,6 +320,7 @@ def resolve_config(env: Mapping[str, str] | None = None, /, **arguments: object)
     unknown = sorted(set(arguments) - set(_FIELDS))
     if unknown:
         raise TypeError(f"unknown Rollout argument(s): {', '.join(unknown)}")
+    warn_unknown_variables(environ)
     values: dict[str, object] = {}
     for name, spec in _FIELDS.items():
         raw = arguments.get(name)

@@ -31,7 +31,11 @@ from mv37.rollout.facade._trace import Trace, null_span, null_trace
 from mv37.rollout.facade._user import UserContext, UserFields
 from mv37.rollout.pipeline._check import CheckResult, check_destination
 from mv37.rollout.pipeline._console import ConsoleTreeProcessor
-from mv37.rollout.pipeline._destination import Destination, resolve_destination
+from mv37.rollout.pipeline._destination import (
+    Destination,
+    resolve_destination,
+    warn_unused_settings,
+)
 from mv37.rollout.pipeline._pipeline import Pipeline
 from mv37.rollout.pipeline._stats import Counters, RolloutStats
 from mv37.rollout.vocabulary._attributes import (
@@ -65,6 +69,7 @@ class RolloutCore:
     def __init__(self, **config: Any) -> None:
         self.config: RolloutConfig = resolve_config(**config)
         self.destination: Destination | None = resolve_destination(self.config)
+        warn_unused_settings(self.config, self.destination)
         self._setup(passive=False)
 
     @classmethod
@@ -88,8 +93,11 @@ class RolloutCore:
         self.lean_root = False
         self._sample_bound: int | None = None
         self._ids = RolloutIdGenerator()
+        # The kill switch's no-op facades, or None: what a decorated call checks first.
+        self.off: NoopScopes | None = None
         if self.config.disabled:
             self.tracer: Tracer = otel_trace.NoOpTracer()
+            self.off = self.noop_scopes
             return
         self._pipeline = Pipeline(self.config, passive=passive, destination=self.destination)
         self.tracer = self._pipeline.tracer

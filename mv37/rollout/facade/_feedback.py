@@ -17,6 +17,7 @@ Sampling agrees with the trace's own decision: it is a function of the trace id.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,8 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
 from mv37.rollout import semconv as sc
-from mv37.rollout.base._diagnostics import internal_error
+from mv37.rollout.base._diagnostics import internal_error, log_once
+from mv37.rollout.facade._context import current_trace
 from mv37.rollout.vocabulary import _events
 from mv37.rollout.vocabulary._attributes import Attributes
 from mv37.rollout.vocabulary._ids import (
@@ -146,6 +148,20 @@ def send_identity(
     client._kick_flush()
 
 
+def warn_no_trace(kind: str, name: str) -> None:
+    """A feedback or signal with nothing to land on: one WARNING per process and kind."""
+    log_once(
+        f"no-trace-{kind}",
+        logging.WARNING,
+        "mv37.rollout: %s(%r, ...) was called with no active trace and no trace_id, so it "
+        "was not recorded. Call it inside an @agent or @trace function (or a `with "
+        "rollout.trace(...)` block), or pass trace_id= (keep rollout.current_trace().trace_id "
+        "from the run; it works after the trace ended) or external_trace_id=. Logged once.",
+        kind,
+        str(name),
+    )
+
+
 def record_outcome(
     client: RolloutCore,
     kind: str,
@@ -160,6 +176,9 @@ def record_outcome(
     if client.config.disabled:
         return
     try:
+        if trace_id is None and external_trace_id is None and current_trace() is None:
+            warn_no_trace(kind, name)
+            return
         trace, ended = client.traces.target(kind, trace_id, external_trace_id)
         if trace is not None:
             record = trace.feedback if kind == "feedback" else trace.signal

@@ -21,7 +21,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Status, StatusCode
 
 from mv37.rollout.pipeline._destination import Destination, build_otlp_exporter
-from mv37.rollout.pipeline._exporters import EXPORTER_LOGGERS
+from mv37.rollout.pipeline._exporters import EXPORTER_LOGGERS, sentence
+from mv37.rollout.pipeline._failures import Failure, describe_failure
 from mv37.rollout.pipeline._suppress import suppressed
 from mv37.rollout.vocabulary._attributes import TRACE, type_attributes
 
@@ -107,21 +108,20 @@ def _rejections(response: Any) -> tuple[int, str]:
     return int(partial.rejected_spans), partial.error_message
 
 
-def _failure_reason(session: Any) -> str:
-    response = session.last_response
-    if response is not None:
-        text = (response.text or "").strip().replace("\n", " ")[:200]
-        detail = f": {text}" if text else ""
-        return f"HTTP {response.status_code} {response.reason or ''}".rstrip() + detail
-    error = session.last_error
-    if error is not None:
-        name = type(error).__name__
-        if "Connection" in name:
-            return f"cannot connect ({name})"
-        if "Timeout" in name:
-            return f"no answer within the timeout ({name})"
-        return f"{name}: {error}"
-    return "the exporter reported a failure"
+def _failure(session: Any, where: str) -> Failure:
+    """Why the session's last POST failed, with the server's own words when it gave any."""
+    attempt = getattr(session, "last_attempt", None)
+    failure = describe_failure(attempt, where)
+    if attempt is not None and attempt.status is not None:
+        said = attempt.body
+        if said and said not in (f"{attempt.status} {attempt.reason}", attempt.reason):
+            failure = dataclasses.replace(failure, what=f"{failure.what}: {said}")
+    return failure
+
+
+def _failure_reason(session: Any, where: str = "") -> str:
+    """The failure of the session's last POST, as one phrase (no hint)."""
+    return _failure(session, where).what
 
 
 def _without(secret: str | None, text: str) -> str:
@@ -154,8 +154,13 @@ def check_destination(
             0,
             0,
             ("no destination",),
-            f"{_PREFIX} FAILED, no destination configured (set ROLLOUT_BASE_URL or "
-            "OTEL_EXPORTER_OTLP_ENDPOINT); traces only print to the console",
+            f"{_PREFIX} FAILED, no destination configured (set base_url, ROLLOUT_BASE_URL or "
+            "OTEL_EXPORTER_OTLP_ENDPOINT); "
+            + (
+                "traces only print to the console"
+                if config.console_enabled
+                else "traces are neither printed (console is off) nor sent"
+            ),
         )
     else:
         limit = min(destination.timeout, CHECK_TIMEOUT_S) if timeout is None else timeout
@@ -215,7 +220,15 @@ def _send(config: RolloutConfig, destination: Destination) -> CheckResult:
             where,
             trace_id,
         )
-    reason = _without(config.api_key, _failure_reason(session))
+    failure = _failure(session, where)
+    reason = _without(config.api_key, failure.what)
+    hint = f" {sentence(failure.hint)}" if failure.hint else ""
     return CheckResult(
-        False, 0, total, (reason,), f"{_PREFIX} FAILED, {reason} ({where})", where, trace_id
+        False,
+        0,
+        total,
+        (reason,),
+        f"{_PREFIX} FAILED, {reason} ({where}).{hint}",
+        where,
+        trace_id,
     )

@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from mv37.rollout.base._config import RolloutConfig, check_url
-from mv37.rollout.base._diagnostics import debug_once
+from mv37.rollout.base._diagnostics import debug_once, log_once
+from mv37.rollout.pipeline._failures import Attempt, attempt_from, note_attempt
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
@@ -131,6 +133,68 @@ def resolve_destination(
     return Destination(endpoint, headers, timeout, compression, source)
 
 
+def _from_env(environ: Mapping[str, str], name: str, value: str) -> bool:
+    """`value` is what the variable `name` holds (so it, not an argument, set it)."""
+    held = environ.get(name)
+    return held is not None and held.strip() == value
+
+
+def _exported_elsewhere(config: RolloutConfig) -> bool:
+    """Spans reach something besides console and destination: the user's exporters or
+    processors, their tracer provider, or an SDK provider of theirs installed globally."""
+    if config.span_exporters or config.span_processors or config.tracer_provider is not None:
+        return True
+    from opentelemetry import trace as otel_trace
+
+    current = otel_trace.get_tracer_provider()
+    if isinstance(current, otel_trace.ProxyTracerProvider):
+        return False
+    return not getattr(current, "_mv37_rollout", False)
+
+
+SET_A_DESTINATION = (
+    "set base_url= or ROLLOUT_BASE_URL to your collector's OTLP/HTTP address (such as "
+    "http://localhost:4318), or OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+)
+
+
+def warn_unused_settings(
+    config: RolloutConfig, destination: Destination | None, env: Mapping[str, str] | None = None
+) -> None:
+    """Warn once when settings a client was given can do nothing: an API key with no
+    destination to send it to; the console switched off with nowhere else for spans to go.
+
+    Never the key itself: only where it came from.
+    """
+    if destination is not None or config.disabled:
+        return
+    environ = os.environ if env is None else env
+    if config.api_key:
+        source = (
+            "ROLLOUT_API_KEY"
+            if _from_env(environ, "ROLLOUT_API_KEY", config.api_key)
+            else "the api_key argument"
+        )
+        log_once(
+            "api-key-unused",
+            logging.WARNING,
+            "mv37.rollout: an API key is set (%s) but no destination, so the key is unused and "
+            "no traces are sent%s. To send them, %s.",
+            source,
+            " (they only print to the console)" if config.console_enabled else "",
+            SET_A_DESTINATION,
+        )
+    if config.console is False and not _exported_elsewhere(config):
+        log_once(
+            "spans-go-nowhere",
+            logging.WARNING,
+            "mv37.rollout: the console is off (console=False or ROLLOUT_CONSOLE) and there is no "
+            "destination or exporter, so spans are recorded but go nowhere. To send them, %s; "
+            "or pass span_exporters=[...]; or leave the console on to print them.",
+            SET_A_DESTINATION,
+        )
+
+
 @functools.cache
 def _session_class() -> type[Any]:
     import requests
@@ -148,6 +212,7 @@ def _session_class() -> type[Any]:
             self.pid = os.getpid()
             self.last_response: requests.Response | None = None
             self.last_error: BaseException | None = None
+            self.last_attempt: Attempt | None = None
 
         def request(self, method: str, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
             if self.pid != os.getpid():
@@ -163,9 +228,19 @@ def _session_class() -> type[Any]:
                 spent = isinstance(kwargs.get("timeout"), (int, float)) and kwargs["timeout"] <= 0
                 if not spent or (self.last_error is None and self.last_response is None):
                     self.last_error, self.last_response = exc, None
+                    self._note(None, exc, kwargs.get("headers"))
                 raise
             self.last_error, self.last_response = None, response
+            self._note(response, None, kwargs.get("headers"))
             return response
+
+        def _note(
+            self, response: Any, error: BaseException | None, headers: Mapping[str, str] | None
+        ) -> None:
+            """Remember the outcome (for `check()`) and note it in the running export call."""
+            sent = {**self.headers, **(headers or {})}
+            self.last_attempt = attempt_from(response, error, sent)
+            note_attempt(self.last_attempt)
 
     return ForkSafeSession
 
@@ -173,8 +248,9 @@ def _session_class() -> type[Any]:
 def build_otlp_exporter(destination: Destination) -> tuple[SpanExporter, Any]:
     """The OTel SDK's OTLP/HTTP exporter for `destination`, and the session it posts with.
 
-    The session remembers the last response or error (for `check()`), and re-creates its
-    connection pools in a forked child.
+    The session remembers the last response or error (for `check()`), notes each POST's
+    outcome in the export call running (`_failures.recording_attempts`), and re-creates
+    its connection pools in a forked child.
     """
     from opentelemetry.exporter.otlp.proto.http import Compression
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter

@@ -9,7 +9,8 @@ spans on to the next, as OTel exporters (and Logfire's `WrapperSpanExporter`) do
 - `QuietLogExporter`: the OTel OTLP exporter logs a WARNING for every retry and an ERROR
   for every failed export; those it logs during this link's exports (`ExportLog`) do not
   reach the user's handlers at that level: the first one per client becomes one WARNING
-  on `mv37.rollout` naming the endpoint, and all of them are passed on at DEBUG. Its
+  on `mv37.rollout` naming the endpoint, the HTTP status or connection error, a hint,
+  and whether it is retried (`_failures`), and all of them are passed on at DEBUG. Its
   records from any other work (a user's own exporter, `check()`) are left alone;
 - `SuppressingExporter`: our POSTs must not become spans (`_suppress.py`).
 """
@@ -26,6 +27,13 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from mv37.rollout.base._diagnostics import debug_once, internal_error, logger
+from mv37.rollout.pipeline._failures import (
+    Attempt,
+    Failure,
+    current_attempts,
+    describe_failure,
+    recording_attempts,
+)
 from mv37.rollout.pipeline._privacy import PrivacyStage
 from mv37.rollout.pipeline._stats import Counters, InFlight
 from mv37.rollout.pipeline._suppress import suppressed
@@ -113,10 +121,11 @@ class QuietLogExporter(WrapperExporter):
         self._log = log
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        """Pass `spans` on with `_EXPORTING` set to our log."""
+        """Pass `spans` on with `_EXPORTING` set to our log, noting each POST's outcome."""
         token = _EXPORTING.set(self._log)
         try:
-            return self.wrapped.export(spans)
+            with recording_attempts():
+                return self.wrapped.export(spans)
         finally:
             _EXPORTING.reset(token)
 
@@ -143,8 +152,9 @@ class ExportLog:
     """What the OTel exporter says while exporting one client's spans to `endpoint`.
 
     Its first WARNING-or-worse record becomes one WARNING on `mv37.rollout` naming the
-    endpoint (credentials removed by the caller); every such record is passed on at
-    DEBUG on its own logger (shown only where that logger is enabled for DEBUG).
+    endpoint (credentials removed by the caller) and why the export failed (`_failures`);
+    every such record is passed on at DEBUG on its own logger (shown only where that
+    logger is enabled for DEBUG).
     """
 
     def __init__(self, endpoint: str) -> None:
@@ -152,22 +162,47 @@ class ExportLog:
         self._seen = itertools.count()  # `next` is atomic: no lock to be held at a fork
         install_exporter_log_filter()
 
-    def demote(self, record: logging.LogRecord) -> None:
-        """Report `record` (WARNING or worse) our way instead of at its own level."""
+    def demote(self, record: logging.LogRecord, attempt: Attempt | None = None) -> None:
+        """Report `record` (WARNING or worse) our way; `attempt` is the POST it is about."""
         if next(self._seen) == 0:
-            logger.warning(
-                "mv37.rollout: exporting spans to %s failed; Rollout keeps retrying in the "
-                "background and counts what is not delivered in stats() (export_failures, "
-                "spans_failed). Logged once; later failures go to debug level (logger %s); "
-                "rollout.check() says why",
-                self.endpoint,
-                record.name,
-            )
+            if attempt is not None:
+                failure = describe_failure(attempt, self.endpoint)
+            else:
+                failure = Failure(f"the exporter said {record.getMessage()!r}", "", False)
+            logger.warning(failure_message(self.endpoint, failure, record.name))
         source = logging.getLogger(record.name)
         if source.isEnabledFor(logging.DEBUG):
             quiet = logging.makeLogRecord(record.__dict__)
             quiet.levelno, quiet.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
             source.handle(quiet)  # passes the filter: below WARNING
+
+
+def sentence(text: str) -> str:
+    """`text` with a capital first letter and a final stop (unless it asks a question)."""
+    if not text:
+        return ""
+    text = text[0].upper() + text[1:]
+    return text if text.endswith(("?", ".")) else text + "."
+
+
+def failure_message(endpoint: str, failure: Failure, source: str) -> str:
+    """The one warning a client logs when exporting to its destination fails."""
+    hint = f" {sentence(failure.hint)}" if failure.hint else ""
+    if failure.retried:
+        fate = (
+            "The exporter retries it until its timeout; spans still undelivered then are "
+            "dropped and counted in stats() (export_failures, spans_failed)."
+        )
+    else:
+        fate = (
+            "Not retried: the batch is dropped and counted in stats() "
+            "(export_failures, spans_failed)."
+        )
+    return (
+        f"mv37.rollout: exporting spans to {endpoint} failed, {failure.what}.{hint} {fate} "
+        f"Logged once for this client; later failures go to debug level (logger {source}); "
+        "rollout.check() or `python -m mv37.rollout check` tests the destination."
+    )
 
 
 _EXPORTING: ContextVar[ExportLog | None] = ContextVar("mv37_rollout_exporting", default=None)
@@ -183,7 +218,8 @@ class _OwnExportRecords(logging.Filter):
         if log is None or record.levelno < logging.WARNING:
             return True
         try:
-            log.demote(record)
+            attempts = current_attempts()
+            log.demote(record, attempts.last if attempts is not None else None)
         except Exception as exc:
             internal_error("exporter log", exc)
         return False
