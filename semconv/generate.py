@@ -28,14 +28,19 @@ MARKDOWN_OUT = Path("semconv/attributes.md")
 
 FILE_FORMAT = "definition/2"
 MANIFEST = "manifest.yaml"
-# Files of the registry, in output order (rollout.* first, then mirrors, then events).
-MODEL_FILES = ("rollout/registry.yaml", "rollout/mirrors.yaml", "rollout/events.yaml")
+# Files of the registry, in output order (rollout.* first, then mirrors, events, metrics).
+MODEL_FILES = (
+    "rollout/registry.yaml",
+    "rollout/mirrors.yaml",
+    "rollout/events.yaml",
+    "rollout/metrics.yaml",
+)
 
 ROLLOUT_PREFIX = "rollout."
 # `openinference-spec`: in the OpenInference spec documents (e.g. annotations.md) but not
 # (yet) a constant of the openinference-semantic-conventions package.
 UPSTREAMS = ("otel", "openinference", "openinference-spec")
-WHERE = ("span", "event", "resource")
+WHERE = ("span", "event", "resource", "metric")
 STABILITY = ("stable", "development", "alpha", "beta", "release_candidate")
 REQUIREMENT_LEVELS = ("required", "conditionally_required", "recommended", "opt_in")
 PRIMITIVE_TYPES = ("string", "int", "double", "boolean")
@@ -48,6 +53,11 @@ _EVENT_FIELDS = frozenset(
     {"name", "brief", "note", "stability", "deprecated", "annotations", "attributes"}
 )
 _REF_FIELDS = frozenset({"ref", "requirement_level", "brief", "note", "examples"})
+_METRIC_FIELDS = frozenset(
+    {"name", "instrument", "unit", "brief", "note", "stability", "annotations", "attributes"}
+)
+_METRIC_ANNOTATIONS = frozenset({"upstream", "buckets"})
+INSTRUMENTS = ("histogram", "counter")
 _ROLLOUT_ANNOTATIONS = frozenset({"where", "upstream", "mirrors", "payload"})
 _PAYLOAD_FIELDS = frozenset({"direction", "spans", "form"})
 DIRECTIONS = ("input", "output")
@@ -65,7 +75,7 @@ CONVENTIONS = {"otel": "genai", "openinference": "openinference"}
 FALLBACK = "rollout"
 
 MODULE_DOCSTRING = (
-    '"""Attribute and event names of mv37.rollout (generated from semconv/; do not edit).\n'
+    '"""Attribute, event and metric names of mv37.rollout (generated from semconv/; do not edit).\n'
     "\n"
     "The registry is `semconv/model/`; regenerate with `python semconv/generate.py`.\n"
     '"""'
@@ -153,12 +163,32 @@ class Event:
 
 
 @dataclass(frozen=True)
+class Metric:
+    """One metric definition (`metrics:` entry)."""
+
+    name: str
+    instrument: str
+    unit: str
+    brief: str
+    stability: str
+    attributes: tuple[AttributeRef, ...]
+    upstream: str | None = None
+    buckets: tuple[float, ...] = ()
+
+    @property
+    def constant(self) -> str:
+        """Python constant name: `gen_ai.workflow.duration` -> `METRIC_GEN_AI_WORKFLOW_DURATION`."""
+        return "METRIC_" + constant_name(self.name)
+
+
+@dataclass(frozen=True)
 class Registry:
     """The whole registry, in file order."""
 
     attributes: tuple[Attribute, ...]
     events: tuple[Event, ...]
     manifest: Mapping[str, object]
+    metrics: tuple[Metric, ...] = ()
 
     @property
     def rollout_attributes(self) -> tuple[Attribute, ...]:
@@ -183,16 +213,18 @@ class Registry:
         ]
 
     def constants(self) -> list[tuple[str, str, str]]:
-        """`(constant, value, brief)` for every attribute, then every event."""
-        return _constants(self.attributes, self.events)
+        """`(constant, value, brief)` for every attribute, then every event and metric."""
+        return _constants(self.attributes, self.events, self.metrics)
 
 
 def _constants(
-    attributes: Sequence[Attribute], events: Sequence[Event]
+    attributes: Sequence[Attribute], events: Sequence[Event], metrics: Sequence[Metric] = ()
 ) -> list[tuple[str, str, str]]:
-    return [(a.constant, a.key, a.brief) for a in attributes] + [
-        (e.constant, e.name, e.brief) for e in events
-    ]
+    return (
+        [(a.constant, a.key, a.brief) for a in attributes]
+        + [(e.constant, e.name, e.brief) for e in events]
+        + [(m.constant, m.name, m.brief) for m in metrics]
+    )
 
 
 def constant_name(key: str) -> str:
@@ -356,13 +388,7 @@ def _parse_event(raw: object, where: str) -> Event:
     _check_fields(entry, _EVENT_FIELDS, where)
     name = _text(entry, "name", where)
     where = f"{where} ({name})"
-    refs: list[AttributeRef] = []
-    for i, raw_ref in enumerate(_list(entry.get("attributes", []), f"{where}: attributes")):
-        ref_where = f"{where}: attributes[{i}]"
-        ref = _mapping(raw_ref, ref_where)
-        _check_fields(ref, _REF_FIELDS, ref_where)
-        level = _requirement_level(ref.get("requirement_level", "recommended"), ref_where)
-        refs.append(AttributeRef(_text(ref, "ref", ref_where), level))
+    refs = _attribute_refs(entry.get("attributes", []), where)
     upstream = _rollout_annotations(entry, where).get("upstream")
     if upstream is not None and upstream not in UPSTREAMS:
         raise RegistryError(f"{where}: upstream {upstream!r} is not one of {UPSTREAMS}")
@@ -370,8 +396,54 @@ def _parse_event(raw: object, where: str) -> Event:
         name=name,
         brief=_check_brief(_text(entry, "brief", where), where),
         stability=_check_stability(entry, where),
-        attributes=tuple(refs),
+        attributes=refs,
         upstream=None if upstream is None else str(upstream),
+    )
+
+
+def _attribute_refs(raw: object, where: str) -> tuple[AttributeRef, ...]:
+    refs: list[AttributeRef] = []
+    for i, raw_ref in enumerate(_list(raw, f"{where}: attributes")):
+        ref_where = f"{where}: attributes[{i}]"
+        ref = _mapping(raw_ref, ref_where)
+        _check_fields(ref, _REF_FIELDS, ref_where)
+        level = _requirement_level(ref.get("requirement_level", "recommended"), ref_where)
+        refs.append(AttributeRef(_text(ref, "ref", ref_where), level))
+    return tuple(refs)
+
+
+def _parse_metric(raw: object, where: str) -> Metric:
+    entry = _mapping(raw, where)
+    _check_fields(entry, _METRIC_FIELDS, where)
+    name = _text(entry, "name", where)
+    where = f"{where} ({name})"
+    instrument = _text(entry, "instrument", where)
+    if instrument not in INSTRUMENTS:
+        raise RegistryError(f"{where}: instrument must be one of {INSTRUMENTS}")
+    annotations = _mapping(entry.get("annotations", {}), f"{where}: annotations")
+    rollout = _mapping(annotations.get("rollout", {}), f"{where}: annotations.rollout")
+    _check_fields(rollout, _METRIC_ANNOTATIONS, f"{where}: annotations.rollout")
+    upstream = rollout.get("upstream")
+    if upstream is not None and upstream != "otel":
+        raise RegistryError(f"{where}: a metric's upstream is otel or absent (ours)")
+    if name.startswith(ROLLOUT_PREFIX) == (upstream is not None):
+        raise RegistryError(f"{where}: rollout.* metrics have no upstream; others name it")
+    buckets = tuple(_list(rollout.get("buckets", []), f"{where}: annotations.rollout.buckets"))
+    if not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in buckets):
+        raise RegistryError(f"{where}: buckets must be numbers")
+    if list(buckets) != sorted(set(buckets)):
+        raise RegistryError(f"{where}: buckets must be strictly increasing")
+    if bool(buckets) != (instrument == "histogram"):
+        raise RegistryError(f"{where}: histograms (and only they) list their buckets")
+    return Metric(
+        name=name,
+        instrument=instrument,
+        unit=_text(entry, "unit", where),
+        brief=_check_brief(_text(entry, "brief", where), where),
+        stability=_check_stability(entry, where),
+        attributes=_attribute_refs(entry.get("attributes", []), where),
+        upstream=None if upstream is None else str(upstream),
+        buckets=tuple(float(b) for b in buckets),  # type: ignore[arg-type]
     )
 
 
@@ -383,15 +455,18 @@ def _read_yaml(path: Path) -> dict[str, object]:
     return _mapping(data, str(path))
 
 
-def _check_consistency(attributes: Sequence[Attribute], events: Sequence[Event]) -> None:
-    """Cross-file rules: unique names, resolvable references, `where` matches events."""
+def _check_consistency(
+    attributes: Sequence[Attribute], events: Sequence[Event], metrics: Sequence[Metric] = ()
+) -> None:
+    """Cross-file rules: unique names, resolvable references, `where` matches events
+    and metrics."""
     by_key: dict[str, Attribute] = {}
     for attr in attributes:
         if attr.key in by_key:
             raise RegistryError(f"attribute {attr.key} is defined twice")
         by_key[attr.key] = attr
     constants: dict[str, str] = {}
-    for constant, name, brief in _constants(attributes, events):
+    for constant, name, brief in _constants(attributes, events, metrics):
         if constant in constants:
             raise RegistryError(f"{name} and {constants[constant]} share the constant {constant}")
         if not constant.isidentifier():
@@ -421,6 +496,23 @@ def _check_consistency(attributes: Sequence[Attribute], events: Sequence[Event])
                 f"{attr.key}: annotations.rollout.where lists `event` exactly when an event "
                 "in events.yaml references it"
             )
+    if len({m.name for m in metrics}) != len(metrics):
+        raise RegistryError("a metric name is defined twice")
+    on_metrics: set[str] = set()
+    for metric in metrics:
+        keys = [ref.key for ref in metric.attributes]
+        if len(set(keys)) != len(keys):
+            raise RegistryError(f"metric {metric.name} references an attribute twice")
+        for key in keys:
+            if key not in by_key:
+                raise RegistryError(f"metric {metric.name} references unknown attribute {key}")
+        on_metrics.update(keys)
+    for attr in attributes:
+        if ("metric" in attr.where) != (attr.key in on_metrics):
+            raise RegistryError(
+                f"{attr.key}: annotations.rollout.where lists `metric` exactly when a metric "
+                "in metrics.yaml references it"
+            )
 
 
 def load_registry(model_dir: Path = ROOT / MODEL_DIR) -> Registry:
@@ -432,17 +524,20 @@ def load_registry(model_dir: Path = ROOT / MODEL_DIR) -> Registry:
     manifest = _read_yaml(model_dir / MANIFEST)
     attributes: list[Attribute] = []
     events: list[Event] = []
+    metrics: list[Metric] = []
     for name in MODEL_FILES:
         doc = _read_yaml(model_dir / name)
         if doc.get("file_format") != FILE_FORMAT:
             raise RegistryError(f"{name}: file_format must be {FILE_FORMAT}")
-        _check_fields(doc, frozenset({"file_format", "attributes", "events"}), name)
+        _check_fields(doc, frozenset({"file_format", "attributes", "events", "metrics"}), name)
         for i, raw in enumerate(_list(doc.get("attributes", []), f"{name}: attributes")):
             attributes.append(_parse_attribute(raw, f"{name}: attributes[{i}]"))
         for i, raw in enumerate(_list(doc.get("events", []), f"{name}: events")):
             events.append(_parse_event(raw, f"{name}: events[{i}]"))
-    _check_consistency(attributes, events)
-    return Registry(tuple(attributes), tuple(events), manifest)
+        for i, raw in enumerate(_list(doc.get("metrics", []), f"{name}: metrics")):
+            metrics.append(_parse_metric(raw, f"{name}: metrics[{i}]"))
+    _check_consistency(attributes, events, metrics)
+    return Registry(tuple(attributes), tuple(events), manifest, tuple(metrics))
 
 
 # --- rendering ------------------------------------------------------------------------
@@ -461,7 +556,7 @@ def _py_set(name: str, values: Sequence[str], doc: str) -> list[str]:
 
 def render_python(registry: Registry) -> str:
     """The text of `mv37/rollout/semconv.py`."""
-    lines = [MODULE_DOCSTRING, "", "from typing import Final", ""]
+    lines = [MODULE_DOCSTRING, "", "from typing import Final, NamedTuple", ""]
     for constant, value, brief in registry.constants():
         lines += [f"{constant}: Final = {_py_string(value, value)}", f'"""{brief}"""', ""]
     keys = sorted(a.key for a in registry.attributes if not a.is_template)
@@ -479,6 +574,7 @@ def render_python(registry: Registry) -> str:
     names = sorted(e.name for e in registry.events)
     lines += _py_set("EVENT_NAMES", names, "Every registered event name.")
     lines += ["", *_py_payload_mirrors(registry)]
+    lines += ["", *_py_metrics(registry)]
     text = "\n".join(lines) + "\n" + MODULE_FOOTER
     for number, line in enumerate(text.splitlines(), 1):
         if len(line) > MAX_LINE:
@@ -508,6 +604,58 @@ def _py_payload_mirrors(registry: Registry) -> list[str]:
         f"type; under `{FALLBACK}` only where no enabled convention has one.",
         '"""',
     ]
+
+
+def _py_number(value: float) -> str:
+    return repr(int(value)) if value.is_integer() else repr(value)
+
+
+def _py_metrics(registry: Registry) -> list[str]:
+    rows: list[str] = []
+    for metric in registry.metrics:
+        cells = [_py_string(v, metric.name) for v in (metric.instrument, metric.unit)]
+        keys = ", ".join(constant_name(r.key) for r in metric.attributes)
+        keys = f"({keys},)" if len(metric.attributes) == 1 else f"({keys})"
+        buckets = ", ".join(_py_number(b) for b in metric.buckets)
+        buckets = f"({buckets},)" if len(metric.buckets) == 1 else f"({buckets})"
+        rows += [
+            "    MetricSpec(",
+            f"        {metric.constant},",
+            f"        {cells[0]},",
+            f"        {cells[1]},",
+            f"        {_py_string(metric.brief, metric.name)},",
+            *_wrapped_tuple(keys, 8),
+            *_wrapped_tuple(buckets, 8),
+            "    ),",
+        ]
+    return [
+        "",
+        "class MetricSpec(NamedTuple):",
+        '    """One metric: name, instrument (histogram or counter), unit, description, the',
+        '    attribute keys it may carry, and its explicit bucket boundaries (histograms)."""',
+        "",
+        "    name: str",
+        "    instrument: str",
+        "    unit: str",
+        "    description: str",
+        "    attributes: tuple[str, ...]",
+        "    buckets: tuple[float, ...]",
+        "",
+        "",
+        "METRICS: Final[tuple[MetricSpec, ...]] = (",
+        *rows,
+        ")",
+        '"""Every metric mv37.rollout records, in registry order."""',
+    ]
+
+
+def _wrapped_tuple(text: str, indent: int) -> list[str]:
+    """`text` (a tuple literal) as one line, or one item a line when that is too long."""
+    pad = " " * indent
+    if len(pad + text + ",") <= MAX_LINE:
+        return [pad + text + ","]
+    items = [item.rstrip(",") for item in text[1:-1].split(", ")]
+    return [pad + "(", *(f"{pad}    {item}," for item in items), pad + "),"]
 
 
 def _payload_table(registry: Registry) -> list[str]:
@@ -623,7 +771,35 @@ def render_markdown(registry: Registry) -> str:
         )
         row = [_code(event.name), _cell(event.brief), refs, event.upstream or "—"]
         lines.append("| " + " | ".join(row) + " |")
+    lines += ["", *_metrics_table(registry)]
     return "\n".join(lines) + "\n"
+
+
+def _metrics_table(registry: Registry) -> list[str]:
+    """Markdown: every metric with its instrument, unit, attributes and buckets."""
+    lines = [
+        "## Metrics",
+        "",
+        "Recorded where each operation ends, before and regardless of trace sampling.",
+        "Generated as `semconv.METRICS`.",
+        "",
+        "| metric | instrument | unit | brief | attributes | buckets | upstream |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for metric in registry.metrics:
+        refs = ", ".join(f"{_code(r.key)} ({r.requirement_level})" for r in metric.attributes)
+        buckets = ", ".join(_py_number(b) for b in metric.buckets) or "—"
+        row = [
+            _code(metric.name),
+            metric.instrument,
+            _code(metric.unit),
+            _cell(metric.brief),
+            refs,
+            buckets,
+            metric.upstream or "—",
+        ]
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
 
 
 # --- files ----------------------------------------------------------------------------

@@ -1,9 +1,9 @@
-"""Attribute and event names of mv37.rollout (generated from semconv/; do not edit).
+"""Attribute, event and metric names of mv37.rollout (generated from semconv/; do not edit).
 
 The registry is `semconv/model/`; regenerate with `python semconv/generate.py`.
 """
 
-from typing import Final
+from typing import Final, NamedTuple
 
 ROLLOUT_SPAN_TYPE: Final = "rollout.span.type"
 """Kind of Rollout span: agent, trace, llm, tool, task, retrieval, span or a custom type."""
@@ -275,6 +275,9 @@ GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
 GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
 """Output tokens (mirror)."""
 
+GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"
+"""Which tokens a gen_ai.client.token.usage measurement counts: input or output."""
+
 GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
 """Cached input tokens (mirror of rollout.usage.cached_tokens)."""
 
@@ -295,6 +298,12 @@ GEN_AI_TOOL_CALL_RESULT: Final = "gen_ai.tool.call.result"
 
 ERROR_TYPE: Final = "error.type"
 """Class of error that ended the span."""
+
+SERVER_ADDRESS: Final = "server.address"
+"""Host name of the GenAI server a client operation called."""
+
+SERVER_PORT: Final = "server.port"
+"""Port of the GenAI server a client operation called (with server.address)."""
 
 EXCEPTION_TYPE: Final = "exception.type"
 """Exception type (attribute of the exception event recorded by OTel)."""
@@ -473,6 +482,24 @@ EVENT_EXCEPTION: Final = "exception"
 EVENT_GEN_AI_EVALUATION_RESULT: Final = "gen_ai.evaluation.result"
 """OTel GenAI evaluation result mirroring a feedback or signal."""
 
+METRIC_GEN_AI_CLIENT_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
+"""Number of input and output tokens used, one measurement per token type."""
+
+METRIC_GEN_AI_CLIENT_OPERATION_DURATION: Final = "gen_ai.client.operation.duration"
+"""Duration of a GenAI client operation (an LLM call)."""
+
+METRIC_GEN_AI_INVOKE_AGENT_DURATION: Final = "gen_ai.invoke_agent.duration"
+"""End-to-end duration of one agent invocation (@agent)."""
+
+METRIC_GEN_AI_EXECUTE_TOOL_DURATION: Final = "gen_ai.execute_tool.duration"
+"""Duration of one tool execution (@tool, trace.tool)."""
+
+METRIC_GEN_AI_WORKFLOW_DURATION: Final = "gen_ai.workflow.duration"
+"""End-to-end duration of one workflow (@trace, rollout.trace)."""
+
+METRIC_ROLLOUT_CLIENT_COST: Final = "rollout.client.cost"
+"""Cost in US dollars of the LLM operations that report one (set_usage cost_usd)."""
+
 ATTRIBUTE_KEYS: Final = frozenset(
     {
         "agent.name",
@@ -510,6 +537,7 @@ ATTRIBUTE_KEYS: Final = frozenset(
         "gen_ai.response.model",
         "gen_ai.response.time_to_first_chunk",
         "gen_ai.system_instructions",
+        "gen_ai.token.type",
         "gen_ai.tool.call.arguments",
         "gen_ai.tool.call.id",
         "gen_ai.tool.call.result",
@@ -612,6 +640,8 @@ ATTRIBUTE_KEYS: Final = frozenset(
         "rollout.usage.total_tokens",
         "rollout.user.id",
         "rollout.user.traits",
+        "server.address",
+        "server.port",
         "service.name",
         "service.version",
         "session.id",
@@ -672,6 +702,95 @@ PAYLOAD_MIRRORS: Final[tuple[tuple[str, str, str, str, tuple[str, ...]], ...]] =
 A payload is written once under each enabled convention with a key for the span
 type; under `rollout` only where no enabled convention has one.
 """
+
+
+class MetricSpec(NamedTuple):
+    """One metric: name, instrument (histogram or counter), unit, description, the
+    attribute keys it may carry, and its explicit bucket boundaries (histograms)."""
+
+    name: str
+    instrument: str
+    unit: str
+    description: str
+    attributes: tuple[str, ...]
+    buckets: tuple[float, ...]
+
+
+METRICS: Final[tuple[MetricSpec, ...]] = (
+    MetricSpec(
+        METRIC_GEN_AI_CLIENT_TOKEN_USAGE,
+        "histogram",
+        "{token}",
+        "Number of input and output tokens used, one measurement per token type.",
+        (
+            GEN_AI_OPERATION_NAME,
+            GEN_AI_PROVIDER_NAME,
+            GEN_AI_TOKEN_TYPE,
+            GEN_AI_REQUEST_MODEL,
+            SERVER_PORT,
+            GEN_AI_RESPONSE_MODEL,
+            SERVER_ADDRESS,
+            GEN_AI_AGENT_NAME,
+        ),
+        (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864),
+    ),
+    MetricSpec(
+        METRIC_GEN_AI_CLIENT_OPERATION_DURATION,
+        "histogram",
+        "s",
+        "Duration of a GenAI client operation (an LLM call).",
+        (
+            GEN_AI_OPERATION_NAME,
+            ERROR_TYPE,
+            GEN_AI_PROVIDER_NAME,
+            GEN_AI_REQUEST_MODEL,
+            SERVER_PORT,
+            GEN_AI_RESPONSE_MODEL,
+            SERVER_ADDRESS,
+            GEN_AI_AGENT_NAME,
+        ),
+        (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92),
+    ),
+    MetricSpec(
+        METRIC_GEN_AI_INVOKE_AGENT_DURATION,
+        "histogram",
+        "s",
+        "End-to-end duration of one agent invocation (@agent).",
+        (ERROR_TYPE, GEN_AI_AGENT_NAME),
+        (0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6, 51.2, 102.4, 204.8, 409.6),
+    ),
+    MetricSpec(
+        METRIC_GEN_AI_EXECUTE_TOOL_DURATION,
+        "histogram",
+        "s",
+        "Duration of one tool execution (@tool, trace.tool).",
+        (GEN_AI_TOOL_NAME, ERROR_TYPE, GEN_AI_AGENT_NAME),
+        (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92),
+    ),
+    MetricSpec(
+        METRIC_GEN_AI_WORKFLOW_DURATION,
+        "histogram",
+        "s",
+        "End-to-end duration of one workflow (@trace, rollout.trace).",
+        (ERROR_TYPE, GEN_AI_WORKFLOW_NAME),
+        (1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200),
+    ),
+    MetricSpec(
+        METRIC_ROLLOUT_CLIENT_COST,
+        "counter",
+        "{USD}",
+        "Cost in US dollars of the LLM operations that report one (set_usage cost_usd).",
+        (
+            GEN_AI_OPERATION_NAME,
+            GEN_AI_PROVIDER_NAME,
+            GEN_AI_REQUEST_MODEL,
+            GEN_AI_RESPONSE_MODEL,
+            GEN_AI_AGENT_NAME,
+        ),
+        (),
+    ),
+)
+"""Every metric mv37.rollout records, in registry order."""
 
 
 def is_registered_attribute(key: str) -> bool:
