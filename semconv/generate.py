@@ -428,9 +428,10 @@ def _parse_metric(raw: object, where: str) -> Metric:
         raise RegistryError(f"{where}: a metric's upstream is otel or absent (ours)")
     if name.startswith(ROLLOUT_PREFIX) == (upstream is not None):
         raise RegistryError(f"{where}: rollout.* metrics have no upstream; others name it")
-    buckets = tuple(_list(rollout.get("buckets", []), f"{where}: annotations.rollout.buckets"))
-    if not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in buckets):
+    raw_buckets = _list(rollout.get("buckets", []), f"{where}: annotations.rollout.buckets")
+    if not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in raw_buckets):
         raise RegistryError(f"{where}: buckets must be numbers")
+    buckets = tuple(float(b) for b in raw_buckets)  # type: ignore[arg-type]
     if list(buckets) != sorted(set(buckets)):
         raise RegistryError(f"{where}: buckets must be strictly increasing")
     if bool(buckets) != (instrument == "histogram"):
@@ -443,7 +444,7 @@ def _parse_metric(raw: object, where: str) -> Metric:
         stability=_check_stability(entry, where),
         attributes=_attribute_refs(entry.get("attributes", []), where),
         upstream=None if upstream is None else str(upstream),
-        buckets=tuple(float(b) for b in buckets),  # type: ignore[arg-type]
+        buckets=buckets,
     )
 
 
