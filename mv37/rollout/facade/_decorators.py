@@ -255,6 +255,13 @@ def _context_of(scope: _Scope) -> otel_context.Context:
 
 def _sync_shape(engine: _Engine, fn: Callable[..., Any]) -> Callable[..., Any]:
     def call(*args: Any, **kwargs: Any) -> Any:
+        client = engine.client or _current.client
+        if client is not None and client.off is not None:  # the kill switch, first
+            token = NOOP_SCOPES.set(client.off)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                NOOP_SCOPES.reset(token)
         try:
             scope = engine.open(args, kwargs)
             if scope is not None and scope.__class__ is not NoopScopes:
@@ -293,6 +300,13 @@ def _sync_shape(engine: _Engine, fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _async_shape(engine: _Engine, fn: Callable[..., Any]) -> Callable[..., Any]:
     async def call(*args: Any, **kwargs: Any) -> Any:
+        client = engine.client or _current.client
+        if client is not None and client.off is not None:  # the kill switch, first
+            token = NOOP_SCOPES.set(client.off)
+            try:
+                return await fn(*args, **kwargs)
+            finally:
+                NOOP_SCOPES.reset(token)
         try:
             scope = engine.open(args, kwargs)
             if scope is not None and scope.__class__ is not NoopScopes:
