@@ -425,7 +425,7 @@ def _print_one(stream: io.StringIO, **kwargs: object) -> str:
 
 @pytest.fixture
 def plain_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    for name in ("COLUMNS", "NO_COLOR", "FORCE_COLOR"):
+    for name in ("COLUMNS", "NO_COLOR", "FORCE_COLOR", "TERM"):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
@@ -481,6 +481,8 @@ def test_a_terminal_without_a_size_falls_back_to_columns(plain_env: pytest.Monke
         (False, {"FORCE_COLOR": "1"}, True),
         (False, {"FORCE_COLOR": ""}, False),
         (True, {"FORCE_COLOR": "1", "NO_COLOR": "1"}, True),
+        (True, {"TERM": "dumb"}, False),
+        (True, {"TERM": "xterm-256color"}, True),
     ],
 )
 def test_colour_only_on_a_terminal_without_no_color(

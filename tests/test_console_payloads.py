@@ -110,3 +110,30 @@ async def test_no_arguments_and_no_return_value_print_no_payload_lines(
     expected_tail = ["     out null"] if typed else []
     assert lines[3:] == expected_tail
     assert not any("in  {}" in line for line in lines)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_a_secret_at_the_cut_is_scrubbed_not_half_shown(
+    capsys: pytest.CaptureFixture[str], mode: str
+) -> None:
+    """Payloads are scrubbed before they are cut: a key across the edge shows no part."""
+    key = "sk-proj-" + "abcdefghij" * 4
+    rollout.init()
+
+    @rollout.tool("call_api")
+    def call_api(note: str, api_key: str) -> str:
+        return "ok"
+
+    @rollout.agent("caller")
+    def caller() -> str:
+        return call_api("x" * 60, key)
+
+    @rollout.agent("caller")
+    async def acaller() -> str:
+        return call_api("x" * 60, key)
+
+    assert (caller() if mode == "sync" else await acaller()) == "ok"
+    err = capsys.readouterr().err
+    tool_in = next(line for line in err.splitlines() if line.lstrip(" │").startswith("in  {"))
+    assert tool_in == '     in  {"note": "' + "x" * 60 + '", "api_key": "[REDA…'
+    assert "sk-" not in err

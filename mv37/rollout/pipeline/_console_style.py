@@ -1,8 +1,8 @@
 """Where the console tree prints: its width and whether it is coloured.
 
 Width: the stream's terminal when it is one, else `COLUMNS`, else `DEFAULT_WIDTH`.
-Colour: `FORCE_COLOR` (non-empty) forces it; otherwise only on a terminal and with
-`NO_COLOR` unset or empty (https://no-color.org).
+Colour: `FORCE_COLOR` (non-empty) forces it; otherwise only on a terminal, with
+`NO_COLOR` unset or empty (https://no-color.org) and `TERM` not `dumb`.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def use_color(stream: TextIO) -> bool:
     """Colour for `stream`: `FORCE_COLOR` forces it, else a terminal without `NO_COLOR`."""
     if os.environ.get("FORCE_COLOR"):
         return True
-    if os.environ.get("NO_COLOR"):
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
         return False
     return is_tty(stream)
 

@@ -190,7 +190,7 @@ def _join(parts: Sequence[_Part], sep: str, color: bool) -> str:
 class _Render:
     """What one tree is rendered with: width, colour, scrubbing of shown text."""
 
-    __slots__ = ("color", "limit", "max_guides", "scrub", "width")
+    __slots__ = ("_attrs", "_status", "color", "limit", "max_guides", "scrub", "width")
 
     def __init__(self, width: int, color: bool, scrub: Callable[[str], str] | None) -> None:
         self.width = width
@@ -198,6 +198,22 @@ class _Render:
         self.scrub = scrub
         self.limit = 4 * width + 256  # characters of a payload looked at
         self.max_guides = max(6, (width * 2 // 5) // 3 * 3)
+        self._attrs: dict[int, dict[str, Any]] = {}
+        self._status: dict[int, _Part] = {}
+
+    def attrs(self, span: ReadableSpan) -> dict[str, Any]:
+        """The span's attributes as a plain dict, copied once per span and render."""
+        found = self._attrs.get(id(span))
+        if found is None:
+            found = self._attrs[id(span)] = dict(span.attributes or {})
+        return found
+
+    def status(self, span: ReadableSpan) -> _Part:
+        """The span's status field ("ok", "cancelled", "ERROR ..."), built once."""
+        found = self._status.get(id(span))
+        if found is None:
+            found = self._status[id(span)] = _status_part(span, self.attrs(span), self)
+        return _Part(found.text, found.style, found.kind)
 
     def text(self, value: object, limit: int | None = None) -> str:
         """`value` on one line, scrubbed (only the first `limit` characters are read)."""
@@ -223,9 +239,10 @@ def _span_type(attrs: Mapping[str, Any]) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def trace_label(span: ReadableSpan) -> str:
+def trace_label(span: ReadableSpan, attrs: Mapping[str, Any] | None = None) -> str:
     """The name a Rollout trace is shown under: its trace name, else the span name."""
-    attrs = _attrs(span)
+    if attrs is None:
+        attrs = _attrs(span)
     trace_name = attrs.get(ROLLOUT_TRACE_NAME)
     if _span_type(attrs) in TRACE_SPAN_TYPES and isinstance(trace_name, str) and trace_name:
         return one_line(trace_name, _NAME_LIMIT)
@@ -296,8 +313,8 @@ def _usage_parts(attrs: Mapping[str, Any]) -> list[_Part]:
 
 def _span_parts(span: ReadableSpan, r: _Render) -> list[_Part]:
     """The fields of a span's line, before fitting."""
-    attrs = _attrs(span)
-    name = r.text(trace_label(span), _NAME_LIMIT)
+    attrs = r.attrs(span)
+    name = r.text(trace_label(span, attrs), _NAME_LIMIT)
     duration = None
     if span.start_time is not None and span.end_time is not None:
         duration = span.end_time - span.start_time
@@ -305,7 +322,7 @@ def _span_parts(span: ReadableSpan, r: _Render) -> list[_Part]:
         _Part(name, BOLD, _NAME),
         _Part(f"[{one_line(_span_type(attrs) or 'otel', 40)}]", CYAN, _TYPE),
         _Part(format_duration(duration), "", _DURATION),
-        _status_part(span, attrs, r),
+        r.status(span),
     ]
     model = attrs.get(ROLLOUT_LLM_MODEL)
     if model is not None and str(model) not in span.name:
@@ -323,7 +340,7 @@ def _payloads(span: ReadableSpan, r: _Render) -> list[tuple[str, str]]:
     A function called without arguments records input ``{}`` and one returning None
     records output ``null`` (JSON): neither is shown.
     """
-    attrs = _attrs(span)
+    attrs = r.attrs(span)
     found: list[tuple[str, str]] = []
     for label, keys, mime_keys, absent in _PAYLOADS:
         key = next((key for key in keys if key in attrs), None)
@@ -369,11 +386,8 @@ def _event_text(name: str, attrs: Mapping[str, Any], r: _Render) -> tuple[str, s
 
 def _event_items(span: ReadableSpan, r: _Render) -> list[tuple[int, str, str]]:
     """(timestamp, text, style) of the span's events shown in the tree."""
-    attrs = _attrs(span)
     # The status already reports the exception that ended the span.
-    ended_reported = (
-        _error_text(span, attrs, r) is not None or _interruption_text(span, attrs) is not None
-    )
+    ended_reported = r.status(span).style != GREEN
     items: list[tuple[int, str, str]] = []
     for event in span.events:
         event_attrs = event.attributes or {}
