@@ -129,8 +129,9 @@ async def test_a_failing_collector_logs_one_warning_naming_the_url_the_rest_at_d
     assert message == (
         f"mv37.rollout: exporting spans to {receiver.endpoint} failed, HTTP 503 Service "
         "Unavailable. The collector (or a proxy in front of it) is unavailable or overloaded. "
-        "The exporter retries it until its timeout; spans still undelivered then are dropped "
-        "and counted in stats() (export_failures, spans_failed). Logged once for this client; "
+        "Retried until the export timeout (OTEL_EXPORTER_OTLP_TIMEOUT, 10 s by default); spans "
+        "still undelivered then are dropped and counted in stats() (export_failures, "
+        "spans_failed). Logged once for this client; "
         f"later failures go to debug level (logger {EXPORTER_LOGGER}); rollout.check() or "
         "`python -m mv37.rollout check` tests the destination."
     )

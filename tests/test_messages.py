@@ -40,8 +40,8 @@ NOT_RETRIED = (
     "Not retried: the batch is dropped and counted in stats() (export_failures, spans_failed)."
 )
 RETRIED = (
-    "The exporter retries it until its timeout; spans still undelivered then are dropped and "
-    "counted in stats() (export_failures, spans_failed)."
+    "Retried until the export timeout (OTEL_EXPORTER_OTLP_TIMEOUT, 10 s by default); spans still "
+    "undelivered then are dropped and counted in stats() (export_failures, spans_failed)."
 )
 TAIL = (
     f"Logged once for this client; later failures go to debug level (logger {EXPORTER_LOGGER}); "
@@ -345,6 +345,20 @@ def test_an_api_key_argument_without_destination_warns_once_without_the_key(
         f"{SET_A_DESTINATION}."
     ]
     assert_no_key(caplog, repr(client), repr(client.config), str(client.config))
+
+
+def test_an_api_key_is_in_no_exception_either(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for arguments in ({"api_key": KEY, "sample_rate": 2}, {"api_key": KEY, "base_url": "h:1"}):
+        with pytest.raises(ValueError) as caught:
+            rollout.init(**arguments)
+        assert_no_key(caplog, str(caught.value), repr(caught.value))
+    monkeypatch.setenv("ROLLOUT_API_KEY", KEY)
+    monkeypatch.setenv("ROLLOUT_SAMPLE_RATE", "lots")
+    with pytest.raises(ValueError) as caught:
+        rollout.init()
+    assert_no_key(caplog, str(caught.value), repr(caught.value))
 
 
 def test_an_api_key_variable_without_destination_warns_naming_it(

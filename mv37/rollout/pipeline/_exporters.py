@@ -190,8 +190,9 @@ def failure_message(endpoint: str, failure: Failure, source: str) -> str:
     hint = f" {sentence(failure.hint)}" if failure.hint else ""
     if failure.retried:
         fate = (
-            "The exporter retries it until its timeout; spans still undelivered then are "
-            "dropped and counted in stats() (export_failures, spans_failed)."
+            "Retried until the export timeout (OTEL_EXPORTER_OTLP_TIMEOUT, 10 s by default); "
+            "spans still undelivered then are dropped and counted in stats() "
+            "(export_failures, spans_failed)."
         )
     else:
         fate = (

@@ -62,11 +62,12 @@ def attempt_from(
     authorized = any(str(name).lower() == "authorization" for name in headers or {})
     if response is None:
         return Attempt(error=error, authorized=authorized)
-    try:
-        body = (response.text or "").strip().replace("\n", " ")[:200]
-    except Exception:  # an undecodable body says nothing useful
-        body = ""
-    return Attempt(response.status_code, response.reason or "", body, None, authorized)
+    status = response.status_code
+    body = ""
+    if status >= 400:  # what a refusal says; a success's body is left unread (protobuf)
+        raw = (response.content or b"")[:400]
+        body = raw.decode("utf-8", "replace").strip().replace("\n", " ")[:200]
+    return Attempt(status, response.reason or "", body, None, authorized)
 
 
 def _root_cause(error: BaseException) -> BaseException:
