@@ -85,7 +85,7 @@ pythons:
 	  if { test -x $$venv/bin/python || $$py -m venv $$venv; } \
 	    && $$venv/bin/python -m pip install $(PIP_QUIET) --upgrade pip \
 	    && $$venv/bin/python -m pip install $(PIP_QUIET) -e . --group test \
-	    && $$venv/bin/python -m pytest -p no:cacheprovider -q; then \
+	    && $$venv/bin/python -m pytest -p no:cacheprovider; then \
 	    echo "python$$v: passed"; \
 	  else \
 	    echo "python$$v: FAILED"; failed="$$failed $$v"; \

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PAIRS = int(os.environ.get("BENCH_PAIRS", "21"))
+PAIRS = int(os.environ.get("BENCH_IMPORT_PAIRS", "21"))
 TARGET = 1.25
 OURS = "import mv37.rollout"
 REFERENCE = "import opentelemetry.sdk.trace, opentelemetry.exporter.otlp.proto.http.trace_exporter"
