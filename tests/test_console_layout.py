@@ -355,6 +355,31 @@ def test_empty_input_and_none_output_print_no_lines(
     assert text.splitlines()[leaf + 1].lstrip(" │├└─").startswith("• message assistant")
 
 
+def test_data_model_events_and_identities_show_in_the_tree() -> None:
+    """capture_event's `rollout.event` and identify_user's event print as bullets."""
+    b = Builder()
+    root = b.start("root", 0, rollout__span__type="trace", rollout__trace__name="flow")
+    b.event(
+        root,
+        sc.EVENT_ROLLOUT_EVENT,
+        1,
+        {sc.ROLLOUT_EVENT_TYPE: "retrieval", sc.ROLLOUT_EVENT_FIELDS: '{"hits": 3}'},
+    )
+    b.event(root, sc.EVENT_ROLLOUT_EVENT, 2, {sc.ROLLOUT_EVENT_TYPE: "metric"})
+    b.event(
+        root,
+        sc.EVENT_ROLLOUT_IDENTIFY,
+        3,
+        {sc.ROLLOUT_USER_ID: "u-1", sc.ROLLOUT_ACCOUNT_ID: "acme"},
+    )
+    b.end(root, 4)
+    assert format_tree(root, [], width=80).splitlines()[1:] == [
+        '├─ • event retrieval {"hits": 3}',
+        "├─ • event metric",
+        "└─ • identify user u-1 account acme",
+    ]
+
+
 def test_deep_nesting_elides_guides_and_still_fits() -> None:
     """A tree 60 levels deep prints every level within 60 columns, guides elided."""
     b = Builder()

@@ -14,11 +14,14 @@ order they happened::
     └─ plan  [task]  5.0 ms  ok
        └─ chat gpt-4o  [llm]  4.8 ms  ok  tokens 120→45 (165)  $0.0012
 
-No line is wider than `width` cells. When a span line does not fit, it gives up, in
-this order: the trace id (moved to its own line), the model / tool detail, the end of an
-error message, one of the two spaces between fields, the long token form, the end of
-the name; a line that still does not fit is cut with "…". Inputs, outputs and events are
-cut with "…". Guides deeper than about 40% of the width are elided from the left ("…").
+No line is wider than `width` cells (wide characters count two). When a span's line does
+not fit, it gives up, in this order: a long error message and the root's trace id (each
+moved to a line of its own under the span), the model / tool detail, one of the two
+spaces between fields, the long token forms ("tokens 42→12 (54)", then "42→12 tok",
+then "54 tok"), the end of the name; a line that still does not fit is cut with "…".
+Inputs, outputs, errors and events are cut with "…". Guides deeper than about 40% of
+the width are elided from the left ("…"). Everything taken from a span is scrubbed
+before it is cut, so a secret at the edge is never half shown.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from mv37.rollout.pipeline._console_text import cells, fit, format_cost, format_
 from mv37.rollout.semconv import (
     ERROR_TYPE,
     EVENT_EXCEPTION,
+    EVENT_ROLLOUT_EVENT,
     EVENT_ROLLOUT_FEEDBACK,
     EVENT_ROLLOUT_IDENTIFY,
     EVENT_ROLLOUT_MESSAGE,
@@ -46,6 +50,8 @@ from mv37.rollout.semconv import (
     ROLLOUT_ACCOUNT_ID,
     ROLLOUT_ERROR_MESSAGE,
     ROLLOUT_ERROR_TYPE,
+    ROLLOUT_EVENT_FIELDS,
+    ROLLOUT_EVENT_TYPE,
     ROLLOUT_FEEDBACK_NAME,
     ROLLOUT_FEEDBACK_VALUE,
     ROLLOUT_INPUT_MIME_TYPE,
@@ -381,6 +387,10 @@ def _event_text(name: str, attrs: Mapping[str, Any], r: _Render) -> tuple[str, s
         if account is not None:
             text += f" account {r.text(account, _NAME_LIMIT)}"
         return text, ""
+    if name == EVENT_ROLLOUT_EVENT:
+        text = f"event {r.text(attrs.get(ROLLOUT_EVENT_TYPE, '?'), _NAME_LIMIT)}"
+        fields = attrs.get(ROLLOUT_EVENT_FIELDS)
+        return (f"{text} {r.text(fields)}" if fields is not None else text), ""
     return None
 
 
@@ -492,17 +502,17 @@ def _span_block(
                 parts = with_trace
             else:
                 text = fit(trace_text, r.width - cells(under))
-                trace_line = under + r.paint(text, DIM)
+                trace_line = r.paint(under + text, DIM)
     fitted, sep = _fit_parts(parts, room, _SPAN_PLAN)
     line = _join(fitted, sep, r.color)
     if root:
         line = r.paint(ROOT_MARK.rstrip(), DIM) + " " + line
-    lines.append(head + line)
+    lines.append(r.paint(head, DIM) + line)
     if trace_line is not None:
         lines.append(trace_line)
     room = r.width - cells(under) - 4
     for label, text, style in [*((lb, tx, "") for lb, tx in _payloads(span, r)), *extra]:
-        lines.append(under + r.paint(label, DIM) + r.paint(fit(text, room), style))
+        lines.append(r.paint(under + label, DIM) + r.paint(fit(text, room), style))
     return lines
 
 
@@ -554,7 +564,7 @@ def format_tree(
             head = r.lead(guides, branch)
             bullet = "" if style == DIM else "• "
             shown = fit(bullet + text, r.width - cells(head))
-            lines.append(head + r.paint(shown, style))
+            lines.append(r.paint(head, DIM) + r.paint(shown, style))
             continue
         item_id = _span_id(item)
         if item_id in visited:
