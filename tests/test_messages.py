@@ -111,14 +111,26 @@ def short_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
         (
             404,
             KEY,
-            "HTTP 404 Not Found. Check the base URL: /v1/traces is added to it, so give the "
-            "collector's base address ({url}).",
+            "HTTP 404 Not Found. Check the base URL: /v1/traces is added to it, so it must be "
+            "the collector's OTLP/HTTP base address (such as http://localhost:4318).",
         ),
         (
             400,
             KEY,
             "HTTP 400 Bad Request. Check that the URL is an OTLP/HTTP traces endpoint "
             "(port 4318, not gRPC's 4317).",
+        ),
+        (
+            413,
+            KEY,
+            "HTTP 413 Request Entity Too Large. The collector refused the batch as too large: "
+            "lower max_batch_bytes.",
+        ),
+        (
+            500,
+            KEY,
+            "HTTP 500 Internal Server Error. The collector failed to take the batch; its own "
+            "logs say why.",
         ),
     ],
 )
@@ -190,7 +202,8 @@ async def checked(mode: str) -> rollout.CheckResult:
         (
             404,
             "HTTP 404 Not Found ({endpoint}). Check the base URL: /v1/traces is added to it, "
-            "so give the collector's base address ({url}).",
+            "so it must be the collector's OTLP/HTTP base address (such as "
+            "http://localhost:4318).",
         ),
     ],
 )
@@ -240,6 +253,23 @@ async def test_check_with_nothing_listening_asks_for_a_collector(
         f"Is a collector listening at {dead_url}?"
     )
     assert capsys.readouterr().out == result.message + "\n"
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_check_with_no_answer_says_so(receiver: OTLPReceiver, mode: str) -> None:
+    rollout.init(base_url=receiver.url)
+    latch = receiver.stall()
+    try:
+        if mode == "async":
+            result = await rollout.acheck(verbose=False, timeout=0.5)
+        else:
+            result = rollout.check(verbose=False, timeout=0.5)
+    finally:
+        latch.release()
+    assert result.message == (
+        f"mv37.rollout check: FAILED, no answer within the timeout ({receiver.endpoint}). "
+        f"Is the collector at {receiver.url} up, and not overloaded?"
+    )
 
 
 @pytest.mark.parametrize("mode", MODES)

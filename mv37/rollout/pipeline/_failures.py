@@ -104,8 +104,8 @@ def _http_hint(attempt: Attempt, endpoint: str) -> str:
         return AUTH_HINT if attempt.authorized else NO_KEY_HINT
     if status == 404:
         return (
-            "check the base URL: /v1/traces is added to it, so give the collector's base "
-            f"address ({_origin(endpoint)})"
+            "check the base URL: /v1/traces is added to it, so it must be the collector's "
+            "OTLP/HTTP base address (such as http://localhost:4318)"
         )
     if status in (400, 405, 415):
         return "check that the URL is an OTLP/HTTP traces endpoint (port 4318, not gRPC's 4317)"
@@ -137,9 +137,8 @@ def _error_failure(error: BaseException, endpoint: str) -> Failure:
         )
     if isinstance(error, requests.Timeout) and not isinstance(cause, ConnectionRefusedError):
         return Failure(
-            f"no answer within the timeout ({type(error).__name__})",
-            f"is the collector at {origin} up and reachable? The limit is "
-            "OTEL_EXPORTER_OTLP_TIMEOUT, in milliseconds",
+            "no answer within the timeout",
+            f"is the collector at {origin} up, and not overloaded?",
             retried,
         )
     if isinstance(error, requests.ConnectionError):
