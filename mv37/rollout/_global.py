@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
+from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.trace import TracerProvider
@@ -70,6 +71,8 @@ def init(
     max_payload_chars: int | None = None,
     agent_flush: AgentFlush | None = None,
     semconv: str | Iterable[str] | None = None,
+    metrics: bool | None = None,
+    meter_provider: MeterProvider | None = None,
 ) -> Rollout:
     """Build the global client from arguments and `ROLLOUT_*` variables, and return it.
 

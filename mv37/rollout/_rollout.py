@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 # Imported for real (the pipeline loads them anyway) so that `typing.get_type_hints`
 # resolves the keyword parameters below.
+from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.trace import TracerProvider
@@ -93,6 +94,8 @@ class Rollout(RolloutCore):
         max_payload_chars: int | None = None,
         agent_flush: AgentFlush | None = None,
         semconv: str | Iterable[str] | None = None,
+        metrics: bool | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         super().__init__(**config_arguments(locals()))
         if self.config.auto_instrument and not self.config.disabled:

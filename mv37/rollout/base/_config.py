@@ -25,6 +25,7 @@ from mv37.rollout.base._diagnostics import debug_once, log_once
 from mv37.rollout.base._integration_names import validate
 
 if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
     from opentelemetry.sdk.trace import SpanProcessor
     from opentelemetry.sdk.trace.export import SpanExporter
     from opentelemetry.trace import TracerProvider
@@ -103,6 +104,11 @@ class RolloutConfig:
     # Each captured payload is written once under each of these conventions' keys
     # (`rollout.input`/`rollout.output` only where none of them has a key for the span).
     semconv: tuple[str, ...] = field(default=SEMCONV_NAMES, metadata=_env("ROLLOUT_SEMCONV"))
+    # GenAI metrics (token usage, operation durations, cost), recorded where operations
+    # end whatever the sampling; delivered through `meter_provider`, else an SDK
+    # MeterProvider installed globally, else to the destination's /v1/metrics.
+    metrics: bool = field(default=True, metadata=_env("ROLLOUT_METRICS"))
+    meter_provider: MeterProvider | None = None
 
     @property
     def console_enabled(self) -> bool:
@@ -239,7 +245,7 @@ def _coerce(name: str, raw: object, source: str) -> object:
         if not callable(raw):
             raise ValueError(f"{source} must be callable")
         return raw
-    if name == "tracer_provider":
+    if name in ("tracer_provider", "meter_provider"):
         return raw
     if name == "agent_flush":
         return _parse_choice(raw, source, AGENT_FLUSH_VALUES)
@@ -263,7 +269,7 @@ def _coerce(name: str, raw: object, source: str) -> object:
     return text
 
 
-PLANNED_VARIABLES = ("ROLLOUT_METRICS", "ROLLOUT_FEEDBACK_SINKS", "ROLLOUT_DEDUPE_LLM_SPANS")
+PLANNED_VARIABLES = ("ROLLOUT_FEEDBACK_SINKS", "ROLLOUT_DEDUPE_LLM_SPANS")
 """Variables API.md documents for options still being built: known, never called unknown."""
 
 

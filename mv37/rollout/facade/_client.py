@@ -24,6 +24,7 @@ from mv37.rollout.base._diagnostics import debug_once, enable_debug_logging, int
 from mv37.rollout.facade._capture import capture_event
 from mv37.rollout.facade._context import NoopScopes, current_trace
 from mv37.rollout.facade._feedback import record_identity, record_outcome
+from mv37.rollout.facade._metrics import MetricsRecorder
 from mv37.rollout.facade._roots import presample, start_root_span, trace_context
 from mv37.rollout.facade._span import Span, ToolCall
 from mv37.rollout.facade._targets import TraceIndex
@@ -93,6 +94,8 @@ class RolloutCore:
         self.lean_root = False
         self._sample_bound: int | None = None
         self._ids = RolloutIdGenerator()
+        # GenAI metrics recorded as operations end (`_metrics.py`); None: off or nowhere to go.
+        self._metrics: MetricsRecorder | None = None
         # The kill switch's no-op facades, or None: what a decorated call checks first.
         self.off: NoopScopes | None = None
         if self.config.disabled:
@@ -101,6 +104,9 @@ class RolloutCore:
             return
         self._pipeline = Pipeline(self.config, passive=passive, destination=self.destination)
         self.tracer = self._pipeline.tracer
+        metrics = self._pipeline.metrics
+        if metrics is not None and metrics.sink is not None:
+            self._metrics = MetricsRecorder(metrics.sink, self.config.agent_name)
         # On our own provider with only our processors, nobody reads a child span's
         # attributes at start (our sampler looks at the trace id only), so children start
         # bare and get all attributes right after: the SDK validates start attributes

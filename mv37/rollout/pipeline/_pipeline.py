@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import weakref
+from typing import TYPE_CHECKING
 
 from opentelemetry import trace as otel_trace
 from opentelemetry.sdk.resources import Attributes, Resource
@@ -49,6 +50,9 @@ from mv37.rollout.pipeline._scrub import redactor_for
 from mv37.rollout.pipeline._stats import Counters, InFlight
 from mv37.rollout.pipeline._suppress import is_suppressed
 from mv37.rollout.vocabulary._ids import RolloutIdGenerator
+
+if TYPE_CHECKING:
+    from mv37.rollout.pipeline._metrics import MetricsPipeline
 
 _WAITING = threading.local()
 """`active` while this thread waits in `Pipeline.wait_for_delivery`."""
@@ -116,14 +120,17 @@ class Pipeline:
         self._export_processors: list[SpanProcessor] = []
         self._hub: ProcessorHub | None = None
         self._shut = False
+        self.metrics: MetricsPipeline | None = None
         if passive:
             # Before init(): follow whatever global provider exists (a no-op without one).
             self.provider: otel_trace.TracerProvider = otel_trace.get_tracer_provider()
             self.tracer: Tracer = otel_trace.get_tracer(SCOPE, __version__)
+            self._add_metrics(passive=True)
             return
         self.provider = self._choose_provider()
         self.tracer = self.provider.get_tracer(SCOPE, __version__)
         self._add_processors()
+        self._add_metrics(passive=False)
         if hasattr(os, "register_at_fork"):
             ref = weakref.ref(self)
             os.register_at_fork(after_in_child=lambda: _after_fork_in_child(ref))
@@ -204,6 +211,17 @@ class Pipeline:
             self._hub.replace((), processors)
         self.processors = processors
 
+    def _add_metrics(self, *, passive: bool) -> None:
+        """GenAI metrics (`_metrics.py`): a user's MeterProvider, or ours to the destination."""
+        if not self.config.metrics:
+            return
+        from mv37.rollout.pipeline._metrics import MetricsPipeline
+
+        resource = getattr(self.provider, "resource", None)
+        if not isinstance(resource, Resource):
+            resource = _resource(self.config)
+        self.metrics = MetricsPipeline(self.config, self.counters, resource, passive=passive)
+
     def _export_processor(self, exporter: SpanExporter, log: ExportLog | None) -> SpanProcessor:
         config = self.config
         flight = InFlight()
@@ -250,6 +268,8 @@ class Pipeline:
             except Exception as exc:
                 internal_error("flush", exc)
                 ok = False
+        if self.metrics is not None:
+            ok = self.metrics.flush(max(0.0, deadline - time.monotonic())) and ok
         return ok
 
     def wait_for_delivery(self) -> bool:
@@ -295,6 +315,8 @@ class Pipeline:
         if self._shut:
             return
         self._shut = True
+        if self.metrics is not None:
+            self.metrics.shutdown()
         if self.owned_provider is not None:
             try:
                 self.owned_provider.shutdown()

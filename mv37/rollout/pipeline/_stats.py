@@ -124,6 +124,8 @@ class RolloutStats:
         export_failures: Export attempts (batches) that failed after the exporter's retries.
         spans_failed: Spans in those failed batches.
         internal_errors: SDK-internal failures caught and counted.
+        metric_exports: Metric exports (OTLP requests to `/v1/metrics`) that succeeded.
+        metric_export_failures: Metric exports that failed after the exporter's retries.
     """
 
     spans_started: int = 0
@@ -134,6 +136,8 @@ class RolloutStats:
     export_failures: int = 0
     spans_failed: int = 0
     internal_errors: int = 0
+    metric_exports: int = 0
+    metric_export_failures: int = 0
 
     @property
     def spans_dropped(self) -> int:
@@ -150,6 +154,8 @@ class Counters:
         self.exported = 0
         self.export_failures = 0
         self.spans_failed = 0
+        self.metric_exports = 0
+        self.metric_export_failures = 0
         self._dropped: Counter[str] = Counter()
         self._queued_sources: list[_QueueLength] = []
         self._clock = clock
@@ -160,6 +166,7 @@ class Counters:
         self._lock = threading.Lock()
         self._started = itertools.count()
         self.exported = self.export_failures = self.spans_failed = 0
+        self.metric_exports = self.metric_export_failures = 0
         self._dropped = Counter()
         self._queue_full = QueueFullWarning(self._clock)
 
@@ -180,6 +187,14 @@ class Counters:
         with self._lock:
             self.export_failures += 1
             self.spans_failed += count
+
+    def add_metric_export(self, ok: bool) -> None:
+        """Count one metric export that succeeded (`ok`) or failed."""
+        with self._lock:
+            if ok:
+                self.metric_exports += 1
+            else:
+                self.metric_export_failures += 1
 
     def drop(self, reason: str, count: int = 1) -> None:
         """Count `count` dropped spans for `reason`; debug-log the first of each reason
@@ -209,6 +224,7 @@ class Counters:
             dropped = {reason: self._dropped.get(reason, 0) for reason in DROP_REASONS}
             exported = self.exported
             failures, failed = self.export_failures, self.spans_failed
+            metric_exports, metric_failures = self.metric_exports, self.metric_export_failures
         sources = list(self._queued_sources)
         return RolloutStats(
             spans_started=self.started,
@@ -219,6 +235,8 @@ class Counters:
             export_failures=failures,
             spans_failed=failed,
             internal_errors=sum(internal_error_counts().values()),
+            metric_exports=metric_exports,
+            metric_export_failures=metric_failures,
         )
 
 

@@ -21,11 +21,17 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from mv37.rollout import semconv as sc
 from mv37.rollout._global import init, reset
 from mv37.rollout._rollout import Rollout
-from mv37.rollout.testing._receiver import OTLPReceiver, ReceivedRequest, ReceivedSpan
+from mv37.rollout.testing._receiver import (
+    OTLPReceiver,
+    ReceivedPoint,
+    ReceivedRequest,
+    ReceivedSpan,
+)
 
 __all__ = [
     "CapturedSpans",
     "OTLPReceiver",
+    "ReceivedPoint",
     "ReceivedRequest",
     "ReceivedSpan",
     "capture_spans",

@@ -1,8 +1,8 @@
-"""An in-process OTLP/HTTP trace receiver for delivery tests and benchmarks.
+"""An in-process OTLP/HTTP trace and metrics receiver for delivery tests and benchmarks.
 
-It decodes what a real exporter sends to ``/v1/traces`` and can be scripted to
-misbehave: answer with given statuses, write garbage, hold requests, go away
-and come back on the same port.
+It decodes what a real exporter sends to ``/v1/traces`` (spans) and ``/v1/metrics``
+(metric data points) and can be scripted to misbehave: answer with given statuses,
+write garbage, hold requests, go away and come back on the same port.
 
 Example:
     >>> from mv37.rollout.testing import OTLPReceiver
@@ -27,15 +27,21 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTracePartialSuccess,
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 TRACES_PATH = "/v1/traces"
+METRICS_PATH = "/v1/metrics"
 PROTOBUF = "application/x-protobuf"
 GARBAGE_RESPONSE = b"\x00\x01\x02 this is not HTTP \xff\xfe\r\n\r\n"
 GARBAGE_BODY = b"\xff\xff\xff\xff not a protobuf"
@@ -63,6 +69,34 @@ class ReceivedSpan:
 
 
 @dataclass(frozen=True)
+class ReceivedPoint:
+    """One decoded metric data point: a histogram's or a sum's (counter's).
+
+    `count`, `sum`, `bucket_counts`, `explicit_bounds`, `min` and `max` are a histogram's
+    (a sum has `value`, and `count` 0); `temporality` is `CUMULATIVE` or `DELTA`.
+    """
+
+    metric: str
+    unit: str
+    description: str
+    kind: str
+    temporality: str
+    attributes: dict[str, object]
+    resource: dict[str, object]
+    scope_name: str
+    start_time_unix_nano: int
+    time_unix_nano: int
+    count: int = 0
+    sum: float = 0.0
+    bucket_counts: tuple[int, ...] = ()
+    explicit_bounds: tuple[float, ...] = ()
+    min: float | None = None
+    max: float | None = None
+    value: float | None = None
+    is_monotonic: bool = False
+
+
+@dataclass(frozen=True)
 class ReceivedRequest:
     """One POST as received; `status` is what we answered (0: garbage, no HTTP answer)."""
 
@@ -73,6 +107,7 @@ class ReceivedRequest:
     status: int
     spans: tuple[ReceivedSpan, ...]
     content_type: str
+    points: tuple[ReceivedPoint, ...] = ()
 
 
 class Latch:
@@ -149,6 +184,64 @@ def _decode_spans(request: ExportTraceServiceRequest) -> tuple[ReceivedSpan, ...
     return tuple(spans)
 
 
+def _temporality(value: int) -> str:
+    name: str = AggregationTemporality.Name(value)
+    return name.removeprefix("AGGREGATION_TEMPORALITY_")
+
+
+def _decode_points(request: ExportMetricsServiceRequest) -> tuple[ReceivedPoint, ...]:
+    points: list[ReceivedPoint] = []
+    for resource_metrics in request.resource_metrics:
+        resource = _key_values(resource_metrics.resource.attributes)
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                kind = metric.WhichOneof("data") or ""
+                common = {
+                    "metric": metric.name,
+                    "unit": metric.unit,
+                    "description": metric.description,
+                    "kind": kind,
+                    "resource": resource,
+                    "scope_name": scope_metrics.scope.name,
+                }
+                if kind == "histogram":
+                    for hp in metric.histogram.data_points:
+                        points.append(
+                            ReceivedPoint(
+                                **common,
+                                temporality=_temporality(metric.histogram.aggregation_temporality),
+                                attributes=_key_values(hp.attributes),
+                                start_time_unix_nano=hp.start_time_unix_nano,
+                                time_unix_nano=hp.time_unix_nano,
+                                count=hp.count,
+                                sum=hp.sum,
+                                bucket_counts=tuple(hp.bucket_counts),
+                                explicit_bounds=tuple(hp.explicit_bounds),
+                                min=hp.min if hp.HasField("min") else None,
+                                max=hp.max if hp.HasField("max") else None,
+                            )
+                        )
+                elif kind in ("sum", "gauge"):
+                    data = getattr(metric, kind)
+                    temporality = (
+                        _temporality(data.aggregation_temporality) if kind == "sum" else ""
+                    )
+                    for np in data.data_points:
+                        value = np.as_double if np.WhichOneof("value") == "as_double" else np.as_int
+                        points.append(
+                            ReceivedPoint(
+                                **common,
+                                temporality=temporality,
+                                attributes=_key_values(np.attributes),
+                                start_time_unix_nano=np.start_time_unix_nano,
+                                time_unix_nano=np.time_unix_nano,
+                                value=float(value),
+                                is_monotonic=bool(getattr(data, "is_monotonic", False)),
+                            )
+                        )
+    return tuple(points)
+
+
 def _decompress(raw: bytes, encoding: str) -> bytes:
     """Undo Content-Encoding; raises ValueError for what we cannot decode."""
     try:
@@ -168,18 +261,21 @@ def _decompress(raw: bytes, encoding: str) -> bytes:
 
 def _evaluate(
     path: str, content_type: str, body: bytes | None
-) -> tuple[int, tuple[ReceivedSpan, ...]]:
-    """The unscripted answer to a POST, and the spans it carried."""
-    if urlsplit(path).path != TRACES_PATH:
-        return 404, ()
+) -> tuple[int, tuple[ReceivedSpan, ...], tuple[ReceivedPoint, ...]]:
+    """The unscripted answer to a POST, and the spans or metric points it carried."""
+    where = urlsplit(path).path
+    if where not in (TRACES_PATH, METRICS_PATH):
+        return 404, (), ()
     if content_type != PROTOBUF:
-        return 415, ()
+        return 415, (), ()
     if body is None:
-        return 400, ()
+        return 400, (), ()
     try:
-        return 200, _decode_spans(ExportTraceServiceRequest.FromString(body))
+        if where == METRICS_PATH:
+            return 200, (), _decode_points(ExportMetricsServiceRequest.FromString(body))
+        return 200, _decode_spans(ExportTraceServiceRequest.FromString(body)), ()
     except Exception:  # google.protobuf.message.DecodeError, whose module is untyped
-        return 400, ()
+        return 400, (), ()
 
 
 class _Server(ThreadingHTTPServer):
@@ -209,7 +305,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class OTLPReceiver:
-    """A scriptable OTLP/HTTP trace endpoint served from a daemon thread."""
+    """A scriptable OTLP/HTTP trace and metrics endpoint served from a daemon thread."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host = host
@@ -228,6 +324,10 @@ class OTLPReceiver:
     @property
     def endpoint(self) -> str:
         return self.url + TRACES_PATH
+
+    @property
+    def metrics_endpoint(self) -> str:
+        return self.url + METRICS_PATH
 
     def start(self) -> OTLPReceiver:
         """Bind (the same port again after a `stop()`) and serve in a daemon thread."""
@@ -315,6 +415,22 @@ class OTLPReceiver:
                 )
             return self.spans()
 
+    def points(self, metric: str | None = None) -> list[ReceivedPoint]:
+        """Metric data points of the requests answered 2xx (of `metric`), in arrival order."""
+        with self._cond:
+            return [
+                p
+                for r in self.requests
+                if 200 <= r.status < 300
+                for p in r.points
+                if metric is None or p.metric == metric
+            ]
+
+    def metric_requests(self) -> list[ReceivedRequest]:
+        """The POSTs to `/v1/metrics` so far, whatever we answered."""
+        with self._cond:
+            return [r for r in self.requests if urlsplit(r.path).path == METRICS_PATH]
+
     def wait_for_requests(self, count: int, timeout: float = 10.0) -> list[ReceivedRequest]:
         """Block until at least `count` POSTs were answered; AssertionError on timeout."""
         with self._cond:
@@ -358,11 +474,18 @@ class OTLPReceiver:
             body: bytes | None = _decompress(raw, headers.get("content-encoding", "").lower())
         except ValueError:
             body = None
-        status, spans = _evaluate(handler.path, content_type, body)
+        status, spans, points = _evaluate(handler.path, content_type, body)
         if plan is not None:
             status = 0 if plan.garbage else plan.status
         request = ReceivedRequest(
-            handler.path, headers, raw, raw if body is None else body, status, spans, content_type
+            handler.path,
+            headers,
+            raw,
+            raw if body is None else body,
+            status,
+            spans,
+            content_type,
+            points,
         )
         with self._cond:
             self.requests.append(request)
@@ -379,7 +502,9 @@ class OTLPReceiver:
     def _answer(handler: _Handler, status: int, plan: _Plan | None) -> None:
         ok = 200 <= status < 300
         body = plan.body if plan is not None and plan.body is not None else None
-        if body is None and ok:
+        if body is None and ok and urlsplit(handler.path).path == METRICS_PATH:
+            body = ExportMetricsServiceResponse().SerializeToString()
+        elif body is None and ok:
             body = ExportTraceServiceResponse().SerializeToString()
         elif body is None:
             body = f"{status} {handler.responses.get(status, ('',))[0]}\n".encode()
