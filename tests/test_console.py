@@ -14,7 +14,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Tracer
 
+from mv37.rollout.base._diagnostics import internal_error_counts
 from mv37.rollout.pipeline._console import ConsoleTreeProcessor, format_duration, format_tree
+from mv37.rollout.pipeline._stats import Counters
 from mv37.rollout.semconv import (
     EVENT_ROLLOUT_FEEDBACK,
     EVENT_ROLLOUT_MESSAGE,
@@ -453,3 +455,36 @@ def test_format_tree_hangs_orphans_under_root(setup: Setup) -> None:
 def test_format_duration(nanoseconds: int | None, expected: str) -> None:
     """Durations are rendered in µs, ms, s or minutes."""
     assert format_duration(nanoseconds) == expected
+
+
+def test_an_internal_failure_is_logged_once_counted_and_never_raised(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A scrubber that raises: the tree is not printed, its spans count as failed, one
+    warning with the traceback, the user's code goes on."""
+    monkeypatch.delenv("MV37_ROLLOUT_RAISE_INTERNAL", raising=False)
+
+    def broken(text: str) -> str:
+        raise RuntimeError("scrubber bug")
+
+    stream = io.StringIO()
+    counters = Counters()
+    provider = TracerProvider()
+    provider.add_span_processor(ConsoleTreeProcessor(stream, scrub=broken, counters=counters))
+    tracer = provider.get_tracer("test")
+    with caplog.at_level(logging.WARNING, logger="mv37.rollout"):
+        for _ in range(2):
+            with (
+                tracer.start_as_current_span("agent", attributes={ROLLOUT_SPAN_TYPE: "agent"}),
+                tracer.start_as_current_span("child"),
+            ):
+                pass
+    assert stream.getvalue() == ""
+    stats = counters.snapshot()
+    assert (stats.spans_failed, stats.export_failures, stats.spans_in_flight) == (4, 2, 0)
+    assert internal_error_counts() == {"console tree": 2}
+    assert [r.getMessage() for r in caplog.records] == [
+        "mv37.rollout: internal error in console tree (instrumentation continues; later "
+        "errors here are counted, not logged)"
+    ]
+    assert caplog.records[0].exc_info is not None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 
 import pytest
 from opentelemetry import trace as otel_trace
@@ -214,3 +215,39 @@ async def test_on_a_users_provider_only_rollout_spans_count(
     assert stats.dropped["not_printed"] == 0
     assert _balance(stats) == 0
     assert capsys.readouterr().err.startswith("rollout ▸ support")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_a_forked_child_holds_none_of_its_parents_open_trees() -> None:
+    """Forked inside an open trace: the child's stats start empty and still balance."""
+    rollout.init()
+    read, write = os.pipe()
+    with rollout.trace("parent_run"):
+        lookup("Paris")
+        assert rollout.stats().spans_queued == 1
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            code = 1
+            try:
+                before = rollout.stats()
+                with rollout.trace("child_run"):
+                    lookup("Rome")
+                after = rollout.stats()
+                ok = (
+                    before.spans_queued == 0
+                    and before.spans_started == 0
+                    and after.spans_exported == after.spans_started == 2
+                    and _balance(after) == 0
+                )
+                os.write(write, b"ok" if ok else repr((before, after)).encode())
+                code = 0
+            finally:
+                os._exit(code)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    with os.fdopen(read, "rb") as pipe:
+        report = pipe.read().decode()
+    assert status == 0
+    assert report == "ok"
+    assert _balance(rollout.stats()) == 0
