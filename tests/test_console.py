@@ -488,3 +488,21 @@ def test_an_internal_failure_is_logged_once_counted_and_never_raised(
         "errors here are counted, not logged)"
     ]
     assert caplog.records[0].exc_info is not None
+
+
+def test_a_stream_that_cannot_encode_the_guides_gets_question_marks() -> None:
+    """An ASCII-only stream (a legacy console, a redirected file) still gets the tree."""
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="ascii")
+    provider = TracerProvider()
+    provider.add_span_processor(ConsoleTreeProcessor(stream, width=80, color=False))
+    tracer = provider.get_tracer("test")
+    with (
+        tracer.start_as_current_span("agent", attributes={ROLLOUT_SPAN_TYPE: "agent"}),
+        tracer.start_as_current_span("café"),
+    ):
+        pass
+    lines = raw.getvalue().decode("ascii").splitlines()
+    assert lines[0].startswith("rollout ? agent  [agent]  ")
+    assert lines[1].startswith("?? caf?  [otel]  ")
+    assert lines[1].endswith("  ok")

@@ -294,7 +294,11 @@ class ConsoleTreeProcessor(SpanProcessor):
         if stream is None:
             return False
         try:
-            stream.write(text + "\n")
+            try:
+                stream.write(text + "\n")
+            except UnicodeEncodeError:  # a stream that cannot take "│", "▸" or "…"
+                encoding = getattr(stream, "encoding", None) or "ascii"
+                stream.write((text + "\n").encode(encoding, "replace").decode(encoding))
             stream.flush()
             return True
         except Exception as exc:
