@@ -64,7 +64,7 @@ async def test_late_feedback_signal_and_identity_each_print_one_line(
     rollout.feedback("csat", 5, trace_id=trace_id)
     rollout.signal("churned", False, trace_id=trace_id)
     rollout.identify_user("user-42", trace_id=trace_id)
-    short = trace_id[:8]
+    short = "…" + trace_id[-8:]
     assert capsys.readouterr().err.splitlines() == [
         f"rollout ▸ • feedback csat = 5  for support_agent  trace {short}",
         f"rollout ▸ • signal churned = false  for support_agent  trace {short}",
@@ -91,7 +91,7 @@ async def test_feedback_by_external_id_names_the_trace_too(
     trace_id = capsys.readouterr().err.splitlines()[0][-32:]
     rollout.feedback("thumbs_up", True, external_trace_id="ticket-9")
     assert capsys.readouterr().err == (
-        f"rollout ▸ • feedback thumbs_up = true  for support_agent  trace {trace_id[:8]}\n"
+        f"rollout ▸ • feedback thumbs_up = true  for support_agent  trace …{trace_id[-8:]}\n"
     )
 
 
@@ -101,7 +101,7 @@ def test_feedback_for_a_trace_printed_elsewhere_names_its_id(
     """A trace this console never printed (another process's) is named by its id."""
     rollout.init()
     rollout.feedback("csat", 3, trace_id="0af7651916cd43dd8448eb211c80319c")
-    assert capsys.readouterr().err == "rollout ▸ • feedback csat = 3  for trace 0af76519\n"
+    assert capsys.readouterr().err == "rollout ▸ • feedback csat = 3  for trace …1c80319c\n"
 
 
 @pytest.mark.parametrize("width", [48, 60, 80])
@@ -128,7 +128,7 @@ def test_late_line_fits_the_width(width: int) -> None:
     assert cells(late) <= width
     # Its own trace id: another trace, never printed here.
     own = f"{carrier.get_span_context().trace_id:032x}"
-    assert late.endswith(own[:8])
+    assert late.endswith("trace …" + own[-8:])
     assert own != trace_id
 
 

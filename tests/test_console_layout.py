@@ -235,7 +235,7 @@ def realistic_trace() -> tuple[ReadableSpan, list[ReadableSpan], ReadableSpan]:
     carrier = b.start(
         "feedback csat",
         60_000,
-        None,
+        root,  # in the trace, under its (ended) root: as facade/_feedback.py sends it
         rollout__span__type="feedback",
     )
     b.event(

@@ -79,7 +79,7 @@ TRACE_SPAN_TYPES = frozenset({"agent", "trace"})
 
 ROOT_MARK = "rollout ▸ "
 _NAME_LIMIT = 200  # characters of a name looked at
-_SHORT_ID = 8  # hex digits of a trace id on a late line
+_SHORT_ID = 8  # last hex digits of a trace id on a late line (our ids begin with the time)
 
 # Kinds of the fields of a line, in the order they are given up when it does not fit.
 _NAME, _TYPE, _DURATION, _STATUS, _DETAIL, _TOKENS, _COST, _TRACE, _EVENT = range(9)
@@ -593,7 +593,7 @@ def format_late(
     `span` is the carrier span the late outcome travels on; `trace_name` the name its
     trace was printed under (None when it was not printed here), for example::
 
-        rollout ▸ • feedback thumbs_up = true  for support_agent  trace 4bf92f35
+        rollout ▸ • feedback thumbs_up = true  for support_agent  trace …0e0e4736
     """
     r = _Render(width, color, scrub)
     text: tuple[str, str] | None = None
@@ -605,7 +605,9 @@ def format_late(
         text = (r.text(span.name, _NAME_LIMIT), MAGENTA)
     parts = [_Part("• " + text[0], text[1], _EVENT)]
     context = span.context
-    short_id = "" if context is None else f"trace {context.trace_id:032x}"[: 6 + _SHORT_ID]
+    short_id = ""
+    if context is not None:
+        short_id = "trace …" + f"{context.trace_id:032x}"[-_SHORT_ID:]
     if trace_name:
         parts.append(_Part(f"for {r.text(trace_name, _NAME_LIMIT)}", BOLD, _NAME))
         if short_id:
