@@ -73,6 +73,8 @@ def init(
     semconv: str | Iterable[str] | None = None,
     metrics: bool | None = None,
     meter_provider: MeterProvider | None = None,
+    feedback_sinks: str | Iterable[str] | None = None,
+    headers: str | Mapping[str, str] | None = None,
 ) -> Rollout:
     """Build the global client from arguments and `ROLLOUT_*` variables, and return it.
 

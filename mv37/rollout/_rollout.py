@@ -12,7 +12,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 # Imported for real (the pipeline loads them anyway) so that `typing.get_type_hints`
@@ -96,6 +96,8 @@ class Rollout(RolloutCore):
         semconv: str | Iterable[str] | None = None,
         metrics: bool | None = None,
         meter_provider: MeterProvider | None = None,
+        feedback_sinks: str | Iterable[str] | None = None,
+        headers: str | Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(**config_arguments(locals()))
         if self.config.auto_instrument and not self.config.disabled:

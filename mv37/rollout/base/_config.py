@@ -43,6 +43,8 @@ AgentFlush = Literal["background", "wait"]
 AGENT_FLUSH_VALUES: tuple[AgentFlush, ...] = ("background", "wait")
 SEMCONV_NAMES: tuple[str, ...] = ("genai", "openinference")
 """Conventions a payload can be written under (`semconv`): OTel GenAI and OpenInference."""
+FEEDBACK_SINK_NAMES: tuple[str, ...] = ("phoenix", "langfuse", "mlflow")
+"""Where `feedback_sinks` can send feedback and signals natively ("none": nowhere)."""
 SERVERLESS_VARIABLES = ("AWS_LAMBDA_FUNCTION_NAME", "FUNCTION_TARGET", "FUNCTIONS_WORKER_RUNTIME")
 """Set by AWS Lambda, Google Cloud Functions (and Cloud Run functions), Azure Functions."""
 
@@ -109,6 +111,16 @@ class RolloutConfig:
     # MeterProvider installed globally, else to the destination's /v1/metrics.
     metrics: bool = field(default=True, metadata=_env("ROLLOUT_METRICS"))
     meter_provider: MeterProvider | None = None
+    # Where feedback and signals also go as native annotations/scores/assessments
+    # (`pipeline/_sinks.py`); None: the defaults the destination implies.
+    feedback_sinks: tuple[str, ...] | None = field(
+        default=None, metadata=_env("ROLLOUT_FEEDBACK_SINKS")
+    )
+    # Headers added to every request Rollout makes (export, metrics, sinks, check), as
+    # (lower-case name, value) pairs; never logged.
+    headers: tuple[tuple[str, str], ...] = field(
+        default=(), repr=False, metadata=_env("ROLLOUT_HEADERS")
+    )
 
     @property
     def console_enabled(self) -> bool:
@@ -203,6 +215,50 @@ def _parse_semconv(raw: object, source: str) -> tuple[str, ...]:
     return names
 
 
+def _parse_sinks(raw: object, source: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(name.lower() for name in _parse_names(raw, source)))
+    if names == ("none",):
+        return ()
+    unknown = [name for name in names if name not in FEEDBACK_SINK_NAMES]
+    if unknown:
+        raise ValueError(
+            f"{source}: unknown feedback sink(s) {', '.join(map(repr, unknown))}; "
+            f"valid names: {', '.join(FEEDBACK_SINK_NAMES)} (or none)"
+        )
+    return names
+
+
+def parse_headers(raw: object, source: str) -> tuple[tuple[str, str], ...]:
+    """`key=value,key=value` (values percent-decoded, as the OTel header variables) or a
+    mapping, as (lower-case name, value) pairs. A malformed entry is a ValueError naming
+    `source` and the entry's position, never its text (it may hold a secret)."""
+    from urllib.parse import unquote
+
+    if isinstance(raw, Mapping):
+        pairs = [(str(key), str(value)) for key, value in raw.items()]
+    elif isinstance(raw, str):
+        pairs = []
+        for position, entry in enumerate(raw.split(","), 1):
+            if not entry.strip():
+                continue
+            key, equals, value = entry.partition("=")
+            if not equals or not key.strip():
+                raise ValueError(
+                    f"{source} must be key=value pairs separated by commas; entry {position} "
+                    "has no key=value"
+                )
+            pairs.append((unquote(key.strip()), unquote(value.strip())))
+    else:
+        raise ValueError(f"{source} must be a mapping or a 'key=value,key=value' string")
+    for position, (key, _) in enumerate(pairs, 1):
+        if not _HEADER_NAME.fullmatch(key):
+            raise ValueError(f"{source}: header {position} has an invalid name")
+    return tuple((key.lower(), value) for key, value in pairs)
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
 def check_url(url: str, source: str) -> str:
     """`url` without a trailing slash; ValueError naming `source` when malformed."""
     parts = urlsplit(url)
@@ -227,6 +283,10 @@ def _coerce(name: str, raw: object, source: str) -> object:
             raise ValueError(f"{source}: {exc}") from None
     if name == "semconv":
         return _parse_semconv(raw, source)
+    if name == "feedback_sinks":
+        return _parse_sinks(raw, source)
+    if name == "headers":
+        return parse_headers(raw, source)
     if name in ("scrub_keys", "scrub_allow_keys"):
         return _parse_names(raw, source)
     if name == "scrub_patterns":
@@ -269,7 +329,7 @@ def _coerce(name: str, raw: object, source: str) -> object:
     return text
 
 
-PLANNED_VARIABLES = ("ROLLOUT_FEEDBACK_SINKS", "ROLLOUT_DEDUPE_LLM_SPANS")
+PLANNED_VARIABLES = ("ROLLOUT_DEDUPE_LLM_SPANS",)
 """Variables API.md documents for options still being built: known, never called unknown."""
 
 

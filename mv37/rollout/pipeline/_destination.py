@@ -6,8 +6,8 @@ Ours first, then the standard OpenTelemetry variables (used when ours are unset)
   used as is); else `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` as is; else
   `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces`, always, as the spec says; else none
   (console only).
-- auth: `api_key` as `Authorization: Bearer <key>`; the exporter adds
-  `OTEL_EXPORTER_OTLP(_TRACES)_HEADERS` (our Authorization wins).
+- headers (`request_headers`): `OTEL_EXPORTER_OTLP(_TRACES)_HEADERS`, then `headers` /
+  `ROLLOUT_HEADERS`, then `api_key` as `Authorization: Bearer <key>` (later ones win).
 - timeout: `OTEL_EXPORTER_OTLP(_TRACES)_TIMEOUT` in milliseconds, as the spec says
   (default 10 s).
 - compression: `OTEL_EXPORTER_OTLP(_TRACES)_COMPRESSION`, default gzip.
@@ -129,8 +129,39 @@ def resolve_destination(
                 f"environment variable {found[0]} must be one of gzip, deflate, none, "
                 f"got {found[1]!r}"
             )
-    headers = {"authorization": f"Bearer {config.api_key}"} if config.api_key else {}
-    return Destination(endpoint, headers, timeout, compression, source)
+    return Destination(endpoint, request_headers(config, environ), timeout, compression, source)
+
+
+def request_headers(
+    config: RolloutConfig, env: Mapping[str, str] | None = None, signal: str = "traces"
+) -> dict[str, str]:
+    """The headers every request of ours carries (span and metric export, feedback sinks,
+    `check()`), names lower-cased; later ones win:
+
+    1. `OTEL_EXPORTER_OTLP_<SIGNAL>_HEADERS`, else `OTEL_EXPORTER_OTLP_HEADERS` (as the
+       OTel exporters read them; `signal` is "traces" or "metrics"), whatever the
+       destination setting;
+    2. `headers=` / `ROLLOUT_HEADERS`;
+    3. `Authorization: Bearer <api_key>`.
+
+    Never logged: values may be credentials.
+    """
+    from mv37.rollout.base._config import parse_headers
+
+    environ = os.environ if env is None else env
+    merged: dict[str, str] = {}
+    found = _first(environ, f"OTEL_EXPORTER_OTLP_{signal.upper()}_HEADERS")
+    found = found or _first(environ, "OTEL_EXPORTER_OTLP_HEADERS")
+    if found:
+        try:
+            merged.update(parse_headers(found[1], f"environment variable {found[0]}"))
+        except ValueError as exc:
+            # The OTel exporter skips what it cannot parse (with its own warning): so do we.
+            debug_once(f"otel-headers-{found[0]}", "mv37.rollout: %s; ignored", exc)
+    merged.update(config.headers)
+    if config.api_key:
+        merged["authorization"] = f"Bearer {config.api_key}"
+    return merged
 
 
 def _from_env(environ: Mapping[str, str], name: str, value: str) -> bool:

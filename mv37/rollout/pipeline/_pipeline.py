@@ -47,6 +47,8 @@ from mv37.rollout.pipeline._processors import (
 from mv37.rollout.pipeline._queue import QueueProcessor
 from mv37.rollout.pipeline._sampler import RatioSampler
 from mv37.rollout.pipeline._scrub import redactor_for
+from mv37.rollout.pipeline._sinks import SinkProcessor, SinkTap, SinkWorker
+from mv37.rollout.pipeline._sinks_http import sink_worker
 from mv37.rollout.pipeline._stats import Counters, InFlight
 from mv37.rollout.pipeline._suppress import is_suppressed
 from mv37.rollout.vocabulary._ids import RolloutIdGenerator
@@ -121,12 +123,14 @@ class Pipeline:
         self._hub: ProcessorHub | None = None
         self._shut = False
         self.metrics: MetricsPipeline | None = None
+        self.sinks: SinkWorker | None = None
         if passive:
             # Before init(): follow whatever global provider exists (a no-op without one).
             self.provider: otel_trace.TracerProvider = otel_trace.get_tracer_provider()
             self.tracer: Tracer = otel_trace.get_tracer(SCOPE, __version__)
             self._add_metrics(passive=True)
             return
+        self.sinks = sink_worker(config, destination, self.counters)  # before any setup
         self.provider = self._choose_provider()
         self.tracer = self.provider.get_tracer(SCOPE, __version__)
         self._add_processors()
@@ -134,8 +138,9 @@ class Pipeline:
         if hasattr(os, "register_at_fork"):
             ref = weakref.ref(self)
             os.register_at_fork(after_in_child=lambda: _after_fork_in_child(ref))
-        if self.owned_provider is None and self.processors:
-            # Our own provider shuts down at exit by itself (OTel registers that).
+        if (self.owned_provider is None and self.processors) or self.sinks is not None:
+            # Our own provider shuts down at exit by itself (OTel registers that); feedback
+            # sinks flush after the spans, before that (atexit runs in reverse order).
             atexit.register(_flush_at_exit, weakref.ref(self))
 
     @property
@@ -197,11 +202,15 @@ class Pipeline:
             exporters.append((build_otlp_exporter(self.destination)[0], ours))
         exporters.extend((exporter, None) for exporter in config.span_exporters)
         for exporter, log in exporters:
-            processor = self._export_processor(exporter, log)
+            # The destination's chain hands exported feedback to the sinks.
+            tap = self.sinks if exporter is exporters[0][0] and self.destination else None
+            processor = self._export_processor(exporter, log, tap)
             self._export_processors.append(processor)
             if not owned and not config.export_all_spans:
                 processor = RolloutSpansOnly(processor)
             processors.append(processor)
+        if self.sinks is not None and self.destination is None:
+            processors.append(SinkProcessor(self.sinks))
         processors.extend(config.span_processors)
         if owned:
             for processor in processors:
@@ -222,10 +231,12 @@ class Pipeline:
             resource = _resource(self.config)
         self.metrics = MetricsPipeline(self.config, self.counters, resource, passive=passive)
 
-    def _export_processor(self, exporter: SpanExporter, log: ExportLog | None) -> SpanProcessor:
+    def _export_processor(
+        self, exporter: SpanExporter, log: ExportLog | None, tap: SinkWorker | None = None
+    ) -> SpanProcessor:
         config = self.config
         flight = InFlight()
-        chain = export_chain(exporter, self.counters, self.privacy, log, flight)
+        chain = export_chain(exporter, self.counters, self.privacy, log, flight, tap=tap)
         if config.sync_mode:
             return SyncProcessor(
                 chain,
@@ -270,6 +281,8 @@ class Pipeline:
                 ok = False
         if self.metrics is not None:
             ok = self.metrics.flush(max(0.0, deadline - time.monotonic())) and ok
+        if self.sinks is not None:  # after the spans: their feedback is queued by now
+            ok = self.sinks.flush(max(0.0, deadline - time.monotonic())) and ok
         return ok
 
     def wait_for_delivery(self) -> bool:
@@ -315,6 +328,7 @@ class Pipeline:
         if self._shut:
             return
         self._shut = True
+        started = time.monotonic()
         if self.metrics is not None:
             self.metrics.shutdown()
         if self.owned_provider is not None:
@@ -322,14 +336,17 @@ class Pipeline:
                 self.owned_provider.shutdown()
             except Exception as exc:
                 internal_error("shutdown", exc)
-            return
-        if self._hub is not None:
-            self._hub.replace(self.processors, ())
-        for processor in self.processors:
-            try:
-                processor.shutdown()
-            except Exception as exc:
-                internal_error("shutdown", exc)
+        else:
+            if self._hub is not None:
+                self._hub.replace(self.processors, ())
+            for processor in self.processors:
+                try:
+                    processor.shutdown()
+                except Exception as exc:
+                    internal_error("shutdown", exc)
+        if self.sinks is not None:  # the spans' feedback was handed over by now
+            spent = time.monotonic() - started
+            self.sinks.shutdown(max(0.0, self.config.shutdown_timeout - spent))
 
 
 def export_chain(
@@ -338,21 +355,27 @@ def export_chain(
     privacy: PrivacyStage,
     log: ExportLog | None,
     flight: InFlight,
+    *,
+    tap: SinkWorker | None = None,
 ) -> SpanExporter:
     """The exporter an export processor hands its spans to: the pipeline after the queue.
 
-        privacy → counting → quiet log → suppression → `exporter`
+        privacy → [sink tap] → counting → quiet log → suppression → `exporter`
 
     Privacy: default scrubbing, `scrubber`, `before_send` (left out when it can change
     nothing). Counting: exported and failed spans, each landed from `flight`. Quiet log:
     the exporter's warnings become one per client (only with `log`: our destination's
     exporter; the user's exporters log as they were set up to). Suppression: our POSTs
-    never become spans. Built from the exporter outwards.
+    never become spans. Sink tap (only with `tap`): the batch's feedback and signals go
+    to the feedback sinks once it was exported (`_sinks.py`). Built from the exporter
+    outwards.
     """
     chain: SpanExporter = SuppressingExporter(exporter)
     if log is not None:
         chain = QuietLogExporter(chain, log)
     chain = CountingExporter(chain, counters, flight)
+    if tap is not None:
+        chain = SinkTap(chain, tap)
     if privacy.active:
         chain = PrivacyExporter(chain, privacy, flight)
     return chain

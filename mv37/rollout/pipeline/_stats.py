@@ -126,6 +126,10 @@ class RolloutStats:
         internal_errors: SDK-internal failures caught and counted.
         metric_exports: Metric exports (OTLP requests to `/v1/metrics`) that succeeded.
         metric_export_failures: Metric exports that failed after the exporter's retries.
+        feedback_sent: Feedback and signals a feedback sink accepted, by sink
+            (`phoenix`, `langfuse`, `mlflow`; only the sinks in use).
+        feedback_failed: Feedback and signals a sink did not take, by sink: refused,
+            unreachable past the retries, queue full, or unsent at shutdown.
     """
 
     spans_started: int = 0
@@ -138,6 +142,8 @@ class RolloutStats:
     internal_errors: int = 0
     metric_exports: int = 0
     metric_export_failures: int = 0
+    feedback_sent: dict[str, int] = field(default_factory=dict)
+    feedback_failed: dict[str, int] = field(default_factory=dict)
 
     @property
     def spans_dropped(self) -> int:
@@ -157,6 +163,7 @@ class Counters:
         self.metric_exports = 0
         self.metric_export_failures = 0
         self._dropped: Counter[str] = Counter()
+        self._feedback: dict[str, list[int]] = {}  # sink -> [sent, failed]
         self._queued_sources: list[_QueueLength] = []
         self._clock = clock
         self._queue_full = QueueFullWarning(clock)
@@ -168,6 +175,7 @@ class Counters:
         self.exported = self.export_failures = self.spans_failed = 0
         self.metric_exports = self.metric_export_failures = 0
         self._dropped = Counter()
+        self._feedback = {sink: [0, 0] for sink in self._feedback}
         self._queue_full = QueueFullWarning(self._clock)
 
     def add_started(self) -> None:
@@ -195,6 +203,16 @@ class Counters:
                 self.metric_exports += 1
             else:
                 self.metric_export_failures += 1
+
+    def add_sink(self, sink: str) -> None:
+        """Show `sink` in `feedback_sent` / `feedback_failed` (at 0 until it counts)."""
+        with self._lock:
+            self._feedback.setdefault(sink, [0, 0])
+
+    def add_feedback(self, sink: str, ok: bool, count: int = 1) -> None:
+        """Count `count` feedback/signals `sink` took (`ok`) or did not."""
+        with self._lock:
+            self._feedback.setdefault(sink, [0, 0])[0 if ok else 1] += count
 
     def drop(self, reason: str, count: int = 1) -> None:
         """Count `count` dropped spans for `reason`; debug-log the first of each reason
@@ -225,6 +243,8 @@ class Counters:
             exported = self.exported
             failures, failed = self.export_failures, self.spans_failed
             metric_exports, metric_failures = self.metric_exports, self.metric_export_failures
+            sent = {sink: counts[0] for sink, counts in self._feedback.items()}
+            unsent = {sink: counts[1] for sink, counts in self._feedback.items()}
         sources = list(self._queued_sources)
         return RolloutStats(
             spans_started=self.started,
@@ -237,6 +257,8 @@ class Counters:
             internal_errors=sum(internal_error_counts().values()),
             metric_exports=metric_exports,
             metric_export_failures=metric_failures,
+            feedback_sent=sent,
+            feedback_failed=unsent,
         )
 
 
