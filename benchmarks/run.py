@@ -27,6 +27,11 @@ Cases and targets:
 Then the export worker's CPU per span: the export chain's work (privacy stage, then
 OTLP protobuf encoding with `encode_spans`) on a fixed list of captured spans, against
 encoding the raw SDK's spans of the same calls.
+
+Then GenAI metrics on against off (issue 14), target <= 1.10x: the same defaults, one
+client with metrics delivered to an `OTLPReceiver` on 127.0.0.1
+(`OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`; each sample's flush posts them), the other with
+`metrics=False`; cases `@tool` in a trace and an LLM span (`trace.llm` + `set_usage`).
 """
 
 from __future__ import annotations
@@ -48,9 +53,11 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 import mv37.rollout as rollout
+from mv37.rollout.facade import _current
 from mv37.rollout.pipeline._privacy import PrivacyStage
 from mv37.rollout.pipeline._scrub import Redactor
 from mv37.rollout.pipeline._stats import Counters
+from mv37.rollout.testing import OTLPReceiver
 
 CALLS = max(20_000, int(os.environ.get("BENCH_CALLS", "20000")))
 PAIRS = int(os.environ.get("BENCH_PAIRS", "7"))
@@ -138,6 +145,14 @@ def ours_trace(n: int) -> None:
     f = trace_work
     for i in range(n):
         f(i)
+    rollout.flush()
+
+
+def ours_llm(n: int) -> None:
+    with rollout.trace("bench") as trace:
+        for _ in range(n):
+            with trace.llm("answer", model="gpt-4o-mini", provider="openai") as span:
+                span.set_usage(input_tokens=12, output_tokens=3)
     rollout.flush()
 
 
@@ -379,6 +394,55 @@ def worker_cpu(label: str, runner: Runner, kind: str) -> tuple[str, float, float
     return label, o, r, o / r
 
 
+# -- GenAI metrics on vs off ---------------------------------------------------------------------
+
+
+def as_client(client: rollout.Rollout, runner: Runner) -> Runner:
+    """`runner` with `client` as the global client (decorators record into it)."""
+
+    def run(n: int) -> None:
+        _current.install(client)
+        runner(n)
+
+    run.__name__ = runner.__name__
+    return run
+
+
+def metrics_rows() -> list[tuple[str, str, str, str, str, str, str]]:
+    """@tool and LLM-span calls with metrics on against off, paired like the cases above."""
+    rows = []
+    with OTLPReceiver() as receiver:
+        os.environ["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"] = receiver.metrics_endpoint
+        try:
+            on = rollout.Rollout(span_exporters=[DiscardExporter()], console=False)
+        finally:
+            del os.environ["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"]
+        off = rollout.Rollout(span_exporters=[DiscardExporter()], console=False, metrics=False)
+        assert on._metrics is not None
+        assert off._metrics is None
+        for label, runner in (("@tool dict in/out, in a trace", ours_tool), ("LLM span", ours_llm)):
+            result = paired(as_client(on, runner), as_client(off, runner), CALLS, PAIRS)
+            ratio = result.ratio
+            rows.append(
+                (
+                    label,
+                    f"{statistics.median(result.ours) / 1e3:.3f}",
+                    f"{statistics.median(result.ref) / 1e3:.3f}",
+                    f"{ratio:.2f}x",
+                    "<= 1.10x metrics off",
+                    "PASS" if ratio <= 1.10 else "MISS",
+                    f"{on.stats().metric_exports} / {on.stats().metric_export_failures}",
+                )
+            )
+        _current.clear()
+        on.shutdown()
+        off.shutdown()
+        last = receiver.metric_requests()[-1].points if receiver.metric_requests() else ()
+        counted = sum(p.count for p in last if p.metric.endswith("duration"))
+        rows.append(("(operations counted by the on client)", "", "", str(counted), "", "", ""))
+    return rows
+
+
 # -- report --------------------------------------------------------------------------------------
 
 
@@ -440,6 +504,20 @@ def main() -> None:
     print_table(
         ("spans of", "ours us/span", "raw us/span", "ratio"),
         [(label, f"{o:.2f}", f"{r:.2f}", f"{x:.2f}x") for label, o, r, x in cpu],
+    )
+
+    print("\nGenAI metrics on vs off (same defaults; on: posted to a receiver on 127.0.0.1):")
+    print_table(
+        (
+            "case",
+            "on us/call",
+            "off us/call",
+            "measured",
+            "target",
+            "PASS/MISS",
+            "exports ok/failed",
+        ),
+        metrics_rows(),
     )
 
 

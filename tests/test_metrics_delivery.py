@@ -290,15 +290,18 @@ def test_shutdown_sends_what_is_left(receiver: OTLPReceiver) -> None:
 def test_failed_exports_are_counted_and_warned_about_once(
     receiver: OTLPReceiver, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A refused export: `metric_export_failures` counts each; one WARNING of ours names the
-    endpoint and status; the OTel exporter's own errors stay below WARNING."""
-    receiver.respond_with(400, 400)
+    """The collector takes spans but refuses metrics: `metric_export_failures` counts each
+    refusal; one WARNING of ours names the endpoint, the status and the switch; the OTel
+    exporter's own errors stay below WARNING; the next accepted export carries the point."""
+    receiver.respond_with(200, 400, 400)  # the spans, then two metric exports
     client = rollout.Rollout(base_url=receiver.url, console=False)
+    with client.trace("run"):
+        pass
     recorder(client).tool("lookup_order", None, None, 0.05)
     with caplog.at_level(logging.WARNING):
         assert not client.flush()
         assert not client.flush()
-    assert client.flush()  # the third is accepted: cumulative, so it carries the point
+    assert client.flush()
     stats = client.stats()
     assert (stats.metric_exports, stats.metric_export_failures) == (1, 2)
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
@@ -307,10 +310,34 @@ def test_failed_exports_are_counted_and_warned_about_once(
         f"mv37.rollout: exporting metrics to {receiver.metrics_endpoint} failed, HTTP 400 "
         "Bad Request. Check that the URL is an OTLP/HTTP metrics endpoint (port 4318, not "
         "gRPC's 4317). The next export sends them again unless the temporality is delta; "
-        "counted in stats().metric_export_failures. Logged once for this client."
+        "counted in stats().metric_export_failures. If the destination takes no metrics, "
+        "metrics=False (ROLLOUT_METRICS=false) stops them. Logged once for this client."
     )
-    [point] = receiver.points()
+    [point] = receiver.points(sc.METRIC_GEN_AI_EXECUTE_TOOL_DURATION)
     assert point.count == 1
+    client.shutdown()
+
+
+def test_a_collector_refusing_spans_and_metrics_warns_once_about_the_spans(
+    receiver: OTLPReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Spans and metrics to the same collector both refused: the spans' WARNING names it;
+    the metrics failure is counted and logged at debug level only."""
+    receiver.respond_with(400, 400)
+    client = rollout.Rollout(base_url=receiver.url, console=False)
+    with client.trace("run"):
+        pass
+    recorder(client).tool("lookup_order", None, None, 0.05)
+    with caplog.at_level(logging.DEBUG, logger="mv37.rollout"):
+        assert not client.flush()
+    stats = client.stats()
+    assert (stats.export_failures, stats.metric_export_failures) == (1, 1)
+    ours = [r for r in caplog.records if r.name == "mv37.rollout"]
+    warnings = [r.getMessage() for r in ours if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1
+    assert warnings[0].startswith("mv37.rollout: exporting spans to ")
+    debug = [r.getMessage() for r in ours if r.levelno == logging.DEBUG]
+    assert any(m.startswith("mv37.rollout: exporting metrics to ") for m in debug)
     client.shutdown()
 
 

@@ -13,8 +13,9 @@ Where measurements go, first match wins:
 
 The destination: `base_url` + `/v1/metrics` (a `base_url` ending in `/v1/traces` has that
 replaced); else `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` as is; else
-`OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/metrics`. The same `Authorization: Bearer` key as the
-traces; the exporter adds `OTEL_EXPORTER_OTLP(_METRICS)_HEADERS` (ours wins). Timeout
+`OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/metrics`. The same headers as the traces
+(`request_headers`: `OTEL_EXPORTER_OTLP(_METRICS)_HEADERS`, `headers=`, the API key as
+`Authorization: Bearer`). Timeout
 `OTEL_EXPORTER_OTLP(_METRICS)_TIMEOUT` (ms), compression
 `OTEL_EXPORTER_OTLP(_METRICS)_COMPRESSION` (default gzip), temporality
 `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` (`cumulative`, default; `delta` and
@@ -37,6 +38,7 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from opentelemetry import metrics as otel_metrics
 from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
@@ -53,7 +55,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from mv37.rollout.base._config import RolloutConfig, check_url
 from mv37.rollout.base._diagnostics import internal_error, logger
 from mv37.rollout.base._version import __version__
-from mv37.rollout.pipeline._destination import _session_class, redact_url
+from mv37.rollout.pipeline._destination import _session_class, redact_url, request_headers
 from mv37.rollout.pipeline._failures import describe_failure, recording_attempts
 from mv37.rollout.pipeline._metrics_store import SCOPE, Aggregates, InstrumentSink, Sink
 from mv37.rollout.pipeline._stats import Counters
@@ -149,7 +151,7 @@ def resolve_metrics_destination(
                 f"got {found[1]!r}"
             )
         delta = preference != "cumulative"
-    headers = {"authorization": f"Bearer {config.api_key}"} if config.api_key else {}
+    headers = request_headers(config, environ, signal="metrics")
     return MetricsDestination(endpoint, headers, timeout, compression, interval, delta)
 
 
@@ -215,10 +217,23 @@ def _install_log_filter() -> None:
 # -- our own delivery ------------------------------------------------------------------------
 
 
+class _Requests:
+    """Export requests between callers (flush, shutdown) and the worker thread."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.wanted = 0  # requests made
+        self.served = 0  # requests an export has started after, and finished
+        self.stopping = False
+        self.last_ok = True
+
+
 class MetricsDelivery:
-    """Collects `Aggregates` and posts them: every `interval` from a daemon thread, and on
-    `export()` (flush, shutdown, exit). One export at a time; each is counted in `stats()`
-    (`metric_exports`, `metric_export_failures`); the first failure logs one WARNING."""
+    """Collects `Aggregates` and posts them from a daemon thread: every `interval`, and
+    when asked (`flush`, `shutdown`, exit), the caller waiting at most its timeout (a
+    collector that is down never holds up `flush()` or `agent_flush="wait"` longer). One
+    export at a time; each is counted in `stats()` (`metric_exports`,
+    `metric_export_failures`); the first failure logs one WARNING."""
 
     def __init__(
         self,
@@ -227,12 +242,17 @@ class MetricsDelivery:
         destination: MetricsDestination,
         counters: Counters,
         resource: Resource,
+        *,
+        shutdown_timeout: float = 5.0,
+        traces_endpoint: str | None = None,
     ) -> None:
         self.store = store
+        self._traces_origin = _origin(traces_endpoint) if traces_endpoint else None
         self.exporter = exporter
         self.destination = destination
         self.counters = counters
         self.resource = resource
+        self.shutdown_timeout = shutdown_timeout
         self._scope = InstrumentationScope(SCOPE, __version__)
         self._warned = False
         self._shut = False
@@ -241,21 +261,32 @@ class MetricsDelivery:
 
     def _start_worker(self) -> None:
         self._export_lock = threading.Lock()
-        self._stop = threading.Event()
-        ref = weakref.ref(self)
+        self._requests = _Requests()
         self._thread = threading.Thread(
             target=_worker,
-            args=(ref, self._stop, self.destination.interval),
+            args=(weakref.ref(self), self._requests, self.destination.interval),
             name="mv37-rollout-metrics",
             daemon=True,
         )
         self._thread.start()
 
+    def flush(self, timeout: float | None = None) -> bool:
+        """Have the worker export now; wait for it at most `timeout` seconds (default
+        `shutdown_timeout`). True when that export delivered (or had nothing to send)."""
+        if self._shut:
+            return True
+        requests = self._requests
+        budget = self.shutdown_timeout if timeout is None else max(0.0, timeout)
+        with requests.cond:
+            requests.wanted += 1
+            mine = requests.wanted
+            requests.cond.notify_all()
+            done = requests.cond.wait_for(lambda: requests.served >= mine, budget)
+            return done and requests.last_ok
+
     def export(self) -> bool:
-        """Collect now and post what was recorded; True when delivered (or nothing to send)."""
+        """Collect now and post what was recorded, in this thread (the worker's job)."""
         with self._export_lock:
-            if self._shut:
-                return True
             metrics = self.store.collect(delta=self.destination.delta)
             if not metrics:
                 return True
@@ -287,29 +318,43 @@ class MetricsDelivery:
         if result is MetricExportResult.SUCCESS:
             return True
         if not self._warned:
-            self._warned = True
             last = attempts.last if attempts is not None else None
             failure = describe_failure(last, self.destination.safe_endpoint)
-            hint = _metrics_hint(failure.hint)
-            logger.warning(
+            level = logging.WARNING if self._metrics_alone_fail() else logging.DEBUG
+            self._warned = level == logging.WARNING
+            logger.log(
+                level,
                 "mv37.rollout: exporting metrics to %s failed, %s.%s The next export sends "
                 "them again unless the temporality is delta; counted in "
-                "stats().metric_export_failures. Logged once for this client.",
+                "stats().metric_export_failures. If the destination takes no metrics, "
+                "metrics=False (ROLLOUT_METRICS=false) stops them. Logged once for this client.",
                 self.destination.safe_endpoint,
                 failure.what,
-                hint,
+                _metrics_hint(failure.hint),
             )
         return False
 
+    def _metrics_alone_fail(self) -> bool:
+        """Whether a metrics failure is news: another collector than the traces', or the
+        traces' one taking spans fine (a backend without metrics, say). When the spans
+        to it fail too, their one WARNING already names it: ours stays at debug level."""
+        if self._traces_origin != _origin(self.destination.endpoint):
+            return True
+        snapshot = self.counters.snapshot()
+        return snapshot.spans_exported > 0 and snapshot.export_failures == 0
+
     def shutdown(self) -> None:
-        """Stop the worker, post what is left, and shut the exporter down (idempotent)."""
+        """Post what is left (waiting at most `shutdown_timeout`), stop the worker and shut
+        the exporter down; idempotent."""
         if self._shut:
             return
-        self._stop.set()
-        if self._thread is not threading.current_thread():
-            self._thread.join(self.destination.timeout)
-        self.export()
+        requests = self._requests
+        with requests.cond:
+            requests.stopping = True
+        self.flush(self.shutdown_timeout)
         self._shut = True
+        if self._thread is not threading.current_thread():
+            self._thread.join(0.1)
         try:
             self.exporter.shutdown()
         except Exception as exc:
@@ -323,6 +368,11 @@ class MetricsDelivery:
         self._start_worker()
 
 
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}:{parts.port}"
+
+
 def _metrics_hint(hint: str) -> str:
     """The export-failure hint (written for traces) said of metrics, as a sentence."""
     if not hint:
@@ -331,17 +381,29 @@ def _metrics_hint(hint: str) -> str:
     return f" {hint[0].upper()}{hint[1:]}{'' if hint.endswith(('.', '?')) else '.'}"
 
 
-def _worker(ref: weakref.ref[MetricsDelivery], stop: threading.Event, interval: float) -> None:
-    """Export every `interval` seconds until `stop` (or the delivery is gone)."""
-    while not stop.wait(interval):
+def _worker(ref: weakref.ref[MetricsDelivery], requests: _Requests, interval: float) -> None:
+    """Export every `interval` seconds and whenever asked, until stopped (or the delivery
+    is gone); after the last request once stopping."""
+    while True:
+        with requests.cond:
+            if requests.served == requests.wanted and not requests.stopping:
+                requests.cond.wait(interval)
+            target, stopping = requests.wanted, requests.stopping
         delivery = ref()
         if delivery is None:
             return
         try:
-            delivery.export()
+            ok = delivery.export()
         except Exception as exc:
             internal_error("metric export", exc)
+            ok = False
         del delivery
+        with requests.cond:
+            requests.last_ok = ok
+            requests.served = max(requests.served, target)
+            requests.cond.notify_all()
+            if stopping and requests.served >= requests.wanted:
+                return
 
 
 # -- the choice ----------------------------------------------------------------------------
@@ -361,6 +423,7 @@ class MetricsPipeline:
         resource: Resource,
         *,
         passive: bool = False,
+        traces_endpoint: str | None = None,
     ) -> None:
         self.sink: Sink | None = None
         self.delivery: MetricsDelivery | None = None
@@ -383,7 +446,13 @@ class MetricsPipeline:
             return
         store = Aggregates()
         self.delivery = MetricsDelivery(
-            store, build_metric_exporter(destination), destination, counters, resource
+            store,
+            build_metric_exporter(destination),
+            destination,
+            counters,
+            resource,
+            shutdown_timeout=config.shutdown_timeout,
+            traces_endpoint=traces_endpoint,
         )
         self.sink = store
         atexit.register(_export_at_exit, weakref.ref(self.delivery))
@@ -395,7 +464,7 @@ class MetricsPipeline:
         """Post what our aggregation holds now; a user's provider flushes its readers."""
         try:
             if self.delivery is not None:
-                return self.delivery.export()
+                return self.delivery.flush(timeout)
             if self.provider is not None:  # its readers collect and deliver now
                 flush: Any = getattr(self.provider, "force_flush", None)
                 if flush is not None:

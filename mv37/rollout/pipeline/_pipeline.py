@@ -229,7 +229,10 @@ class Pipeline:
         resource = getattr(self.provider, "resource", None)
         if not isinstance(resource, Resource):
             resource = _resource(self.config)
-        self.metrics = MetricsPipeline(self.config, self.counters, resource, passive=passive)
+        traces = self.destination.endpoint if self.destination is not None else None
+        self.metrics = MetricsPipeline(
+            self.config, self.counters, resource, passive=passive, traces_endpoint=traces
+        )
 
     def _export_processor(
         self, exporter: SpanExporter, log: ExportLog | None, tap: SinkWorker | None = None
