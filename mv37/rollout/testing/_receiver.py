@@ -426,6 +426,17 @@ class OTLPReceiver:
                 if metric is None or p.metric == metric
             ]
 
+    def wait_for_points(self, count: int, timeout: float = 10.0) -> list[ReceivedPoint]:
+        """Block until at least `count` metric points were accepted; AssertionError on timeout."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: len(self.points()) >= count, timeout):
+                names = [p.metric for p in self.points()]
+                raise AssertionError(
+                    f"expected {count} metric points within {timeout}s, {len(names)} arrived: "
+                    f"{names}"
+                )
+            return self.points()
+
     def metric_requests(self) -> list[ReceivedRequest]:
         """The POSTs to `/v1/metrics` so far, whatever we answered."""
         with self._cond:
