@@ -238,7 +238,8 @@ class Phoenix:
 class Rotel:
     """The rotel OTel collector: OTLP/HTTP in on a free port, OTLP/HTTP out to `target`."""
 
-    def __init__(self, target: str, workdir: Path) -> None:
+    def __init__(self, target: str, workdir: Path, *, metrics: bool = False) -> None:
+        """`metrics`: also receive OTLP metrics and forward them to `target`."""
         self.port = free_port()
         self.grpc_port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -253,7 +254,7 @@ class Rotel:
             f"127.0.0.1:{self.port}",
             "--otlp-grpc-endpoint",
             f"127.0.0.1:{self.grpc_port}",
-            "--otlp-receiver-metrics-disabled",
+            *(() if metrics else ("--otlp-receiver-metrics-disabled",)),
             "--otlp-receiver-logs-disabled",
             "--exporter",
             "otlp",

@@ -23,6 +23,16 @@ _SERVERLESS = ("AWS_LAMBDA_FUNCTION_NAME", "FUNCTION_TARGET", "FUNCTIONS_WORKER_
 for _name in list(os.environ):
     if _name.startswith(("ROLLOUT_", "OTEL_")) or _name in _SERVERLESS:
         del os.environ[_name]
+# GenAI metrics are on by default and post to /v1/metrics beside the spans; the delivery
+# tests count requests and log lines exactly, so the suite runs with them off and the
+# metrics tests (tests/test_metrics*.py) switch them back on (`metrics_on`).
+os.environ["ROLLOUT_METRICS"] = "false"
+
+
+@pytest.fixture
+def metrics_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """GenAI metrics as a user gets them: `ROLLOUT_METRICS` unset (default on)."""
+    monkeypatch.delenv("ROLLOUT_METRICS", raising=False)
 
 
 def assert_registered(captured: CapturedSpans) -> None:

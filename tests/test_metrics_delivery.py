@@ -27,6 +27,7 @@ from mv37.rollout.facade._metrics import MetricsRecorder
 from mv37.rollout.pipeline._metrics import MetricsDestination, resolve_metrics_destination
 from mv37.rollout.testing import OTLPReceiver
 
+pytestmark = pytest.mark.usefixtures("metrics_on")  # ROLLOUT_METRICS unset: on
 KEY = "sk-rollout-test-0123456789"
 
 

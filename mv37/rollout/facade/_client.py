@@ -40,6 +40,7 @@ from mv37.rollout.pipeline._destination import (
 from mv37.rollout.pipeline._pipeline import Pipeline
 from mv37.rollout.pipeline._stats import Counters, RolloutStats
 from mv37.rollout.vocabulary._attributes import (
+    AGENT,
     Attributes,
     span_name,
     type_attributes,
@@ -51,6 +52,8 @@ from mv37.rollout.vocabulary._ids import (
 )
 
 T = TypeVar("T")
+_AGENT_KEYS = (sc.ROLLOUT_AGENT_NAME, sc.GEN_AI_AGENT_NAME, sc.AGENT_NAME)
+"""What names a trace's agent: a nested trace that is no agent keeps its parent's."""
 C = TypeVar("C", bound="RolloutCore")
 S = TypeVar("S", bound=Span)
 
@@ -270,6 +273,10 @@ class RolloutCore:
             )
             own, user, user_id_of_trace = about.own, about.user, about.user_id
             ctx_attrs = {**parent.context_attributes, **own} if parent is not None else own
+            if parent is not None and span_type != AGENT and agent_name is None:
+                # The innermost agent's name, not the client's `agent_name` (issue 14).
+                inherited = parent.context_attributes
+                ctx_attrs.update({k: inherited[k] for k in _AGENT_KEYS if k in inherited})
             attrs: Attributes = {**ctx_attrs, **type_attributes(span_type, name)}
             if external_trace_id:
                 attrs[sc.ROLLOUT_TRACE_EXTERNAL_ID] = str(external_trace_id)

@@ -181,17 +181,6 @@ def _llm_attributes(call: tuple[Any, ...], agent: str | None) -> dict[str, Any]:
 
 # -- what the scopes call ------------------------------------------------------------------
 
-_TRACE_CLASS: list[type[Trace]] = []
-
-
-def _trace_class() -> type[Trace]:
-    """`Trace` (imported on first use: `_trace` imports `_span`, which imports us)."""
-    if not _TRACE_CLASS:
-        from mv37.rollout.facade._trace import Trace
-
-        _TRACE_CLASS.append(Trace)
-    return _TRACE_CLASS[0]
-
 
 def start_time(recorder: MetricsRecorder | None) -> int:
     """A scope's start for its duration (0: metrics are off, nothing will be recorded)."""
@@ -222,7 +211,8 @@ def scope_ended(scope: Any) -> None:
             return  # no active trace (a placeholder): nothing was an operation
         kind = scope._span_type
         error = scope._error_type
-        if isinstance(scope, _trace_class()):
+        trace = getattr(scope, "_trace", None)  # a Span's trace; a Trace has none
+        if trace is None:
             if kind == AGENT:
                 recorder.agent(scope._name, error, seconds)
             else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
+from time import perf_counter_ns
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from opentelemetry.trace import Status, StatusCode
 from mv37.rollout import semconv as sc
 from mv37.rollout.base._diagnostics import internal_error
 from mv37.rollout.facade._context import attach_scope, detach_scope
+from mv37.rollout.facade._metrics import error_type, scope_ended
 from mv37.rollout.vocabulary import _events
 from mv37.rollout.vocabulary._attributes import (
     capture_allowed,
@@ -60,7 +62,17 @@ def interruption(exc: BaseException | None) -> str | None:
 class _Scope:
     """What traces and spans share: an OTel span, context attach/detach and ending."""
 
-    __slots__ = ("_client", "_end_status", "_ended", "_otel", "_recording", "_span_type", "_token")
+    __slots__ = (
+        "_client",
+        "_end_status",
+        "_ended",
+        "_error_type",
+        "_otel",
+        "_recording",
+        "_span_type",
+        "_t0",
+        "_token",
+    )
 
     def __init__(self, otel_span: OTelSpan, client: RolloutCore, span_type: str) -> None:
         self._otel = otel_span
@@ -70,6 +82,10 @@ class _Scope:
         self._token: object | None = None
         self._ended = False
         self._end_status = "ok"  # or "error", "cancelled", "interrupted"
+        # Metrics (`_metrics.py`): what ended the operation, and when it started
+        # (0: metrics off). Kept on sampled-out spans too: metrics stay exact.
+        self._error_type: str | None = None
+        self._t0 = perf_counter_ns() if client._metrics is not None else 0
 
     @property
     def otel_span(self) -> OTelSpan:
@@ -129,7 +145,10 @@ class _Scope:
         detach_scope(token)
 
     def _mark_error(self, exc: BaseException | str) -> None:
-        if not self._recording or self._ended:
+        if self._ended:
+            return
+        self._error_type = error_type(exc)
+        if not self._recording:
             return
         self._end_status = "error"
         try:
@@ -155,7 +174,10 @@ class _Scope:
         a Ctrl-C is not a failure of the code inside.
         """
         status = interruption(exc)
-        if status is None or not self._recording or self._ended:
+        if status is None or self._ended:
+            return
+        self._error_type = error_type(exc)
+        if not self._recording:
             return
         self._end_status = status
         self._otel.set_attribute(sc.ERROR_TYPE, type(exc).__qualname__)
@@ -212,6 +234,8 @@ class _Scope:
                 self._otel.end()
             except Exception as inner:
                 internal_error("end span", inner)
+            if self._t0:
+                scope_ended(self)
 
 
 class _Stream:
@@ -235,7 +259,7 @@ class Span(_Scope):
         ...         llm.set_usage(input_tokens=12, output_tokens=3)
     """
 
-    __slots__ = ("_stream", "_trace", "_usage")
+    __slots__ = ("_facts", "_stream", "_trace", "_usage")
 
     def __init__(
         self, otel_span: OTelSpan, client: RolloutCore, span_type: str, trace: Trace
@@ -244,6 +268,8 @@ class Span(_Scope):
         self._trace = trace
         self._usage: dict[str, int | float] | None = None
         self._stream: _Stream | None = None
+        # Its start attributes (tool name, model, provider), read by its metrics.
+        self._facts: Mapping[str, Any] | None = None
 
     @property
     def trace(self) -> Trace:
@@ -276,7 +302,7 @@ class Span(_Scope):
         `input_tokens` includes cached tokens and `output_tokens` includes reasoning
         tokens (the OTel GenAI convention). Missing fields stay absent.
         """
-        if not self._recording:
+        if not self._recording and not self._t0:  # metrics count it when sampled out
             return
         try:
             usage = clean_usage(

@@ -123,8 +123,11 @@ class Trace(_Scope):
             # Disabled, or a placeholder trace (no active trace): children record nothing.
             return cls(INVALID_SPAN, client, plan.span_type, self)
         if not self._recording and not context.trace_flags.sampled:
-            # A sampled-out trace: the whole trace is dropped, children cost nothing.
-            return cls(NonRecordingSpan(context), client, plan.span_type, self)
+            # A sampled-out trace: the whole trace is dropped, children cost nothing
+            # (but for their metrics, which read the plan's attributes).
+            dropped = cls(NonRecordingSpan(context), client, plan.span_type, self)
+            dropped._facts = plan.attrs
+            return dropped
         token = None
         try:
             if span_id is not None:
@@ -152,7 +155,9 @@ class Trace(_Scope):
         finally:
             if token is not None:
                 reset_forced_span_id(token)
-        return cls(otel_span, client, plan.span_type, self)
+        child = cls(otel_span, client, plan.span_type, self)
+        child._facts = plan.attrs
+        return child
 
     def span(
         self,

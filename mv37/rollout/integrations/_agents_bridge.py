@@ -44,13 +44,21 @@ from collections.abc import Mapping
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final, cast
 
+from mv37.rollout import semconv as sc
 from mv37.rollout.base._diagnostics import internal_error
 from mv37.rollout.facade._context import attach_scope, detach_scope
 from mv37.rollout.facade._current import get_client
 from mv37.rollout.facade._span import Span, ToolCall
 from mv37.rollout.integrations._agents_mapping import describe, error_message, otel_name, record_end
 from mv37.rollout.integrations._errors import MissingExtraError
-from mv37.rollout.vocabulary._attributes import TOOL, TRACE, plan_span, user_attributes
+from mv37.rollout.vocabulary._attributes import (
+    AGENT,
+    TOOL,
+    TRACE,
+    context_attributes,
+    plan_span,
+    user_attributes,
+)
 from mv37.rollout.vocabulary._fields import as_str, attributes_option
 
 if TYPE_CHECKING:
@@ -143,6 +151,11 @@ class RolloutAgentsProcessor:
                 return
             limit = trace._client.config.max_payload_chars
             span_type, name, attrs, model = describe(span.span_data, limit)
+            if parent is not None and span_type != AGENT:
+                # The innermost agent's name, not the client's `agent_name`.
+                agent = (parent[0]._facts or {}).get(sc.GEN_AI_AGENT_NAME)
+                if agent:
+                    attrs.update(context_attributes(agent_name=str(agent)))
             if self.attributes:
                 attrs.update(user_attributes(self.attributes, limit))
             plan = plan_span(span_type, name, attrs, model)

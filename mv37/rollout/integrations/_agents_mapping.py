@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from mv37.rollout import semconv as sc
+from mv37.rollout.facade._metrics import note
 from mv37.rollout.facade._span import Span
 from mv37.rollout.integrations._call import Result, _result_attributes
 from mv37.rollout.integrations._openai import ChatCompletions, Responses, responses_result
@@ -230,6 +231,7 @@ def _end_response(ours: Span, data: Any) -> None:
         ours.otel_span.update_name(f"chat {result.model}")
         attrs[sc.ROLLOUT_SPAN_NAME] = result.model
     ours._set(attrs)
+    note(ours, attrs)  # the model, known only now, for the metrics
     usage = getattr(data, "usage", None)
     _record_usage(ours, usage if usage is not None else getattr(response, "usage", None))
 

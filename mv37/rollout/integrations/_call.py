@@ -22,6 +22,7 @@ from mv37.rollout.base._diagnostics import internal_error
 from mv37.rollout.base._types import UsageDict
 from mv37.rollout.facade._context import attach_scope, current_trace, detach_scope
 from mv37.rollout.facade._current import get_client
+from mv37.rollout.facade._metrics import note
 from mv37.rollout.facade._span import is_error
 from mv37.rollout.integrations._streams import wrap_manager, wrap_stream
 from mv37.rollout.vocabulary._attributes import LLM, TRACE, Attributes, capture_allowed
@@ -59,6 +60,8 @@ class Binding:
     version: str | None
     client: RolloutCore | None
     attributes: Mapping[str, Any] | None
+    server: tuple[str, int] | None = None
+    """`server.address` and `server.port` of the client object's `base_url` (metrics)."""
 
 
 @dataclass
@@ -201,15 +204,21 @@ class LLMCall:
                 stream=request.stream,
                 attributes=binding.attributes,
             )
-            if not span.is_recording:
+            if binding.server is not None:
+                note(
+                    span, {sc.SERVER_ADDRESS: binding.server[0], sc.SERVER_PORT: binding.server[1]}
+                )
+            if not span.is_recording and not span._t0:
                 span.end()
                 if owned is not None:
                     owned.end()
                 return None
             call = cls(adapter, span, owned, request.stream, config.max_payload_chars)
-            call.content_out = capture_allowed(config, "output", LLM)
-            call.semconv = config.semconv
-            call._record_request(binding, request, kwargs, capture_allowed(config, "input", LLM))
+            if span.is_recording:  # else sampled out: followed for its metrics only
+                call.content_out = capture_allowed(config, "output", LLM)
+                call.semconv = config.semconv
+                content_in = capture_allowed(config, "input", LLM)
+                call._record_request(binding, request, kwargs, content_in)
             return call
         except BaseException:
             if span is not None:
@@ -320,6 +329,7 @@ class LLMCall:
                 if result.usage:
                     span.set_usage(**result.usage)
                 attrs.update(_result_attributes(result))
+                note(span, attrs)  # the response model, for the metrics
                 if result.error and failure is None:
                     failure = result.error
                 if self.content_out and result.messages:

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeVar
+from urllib.parse import urlsplit
 
 import wrapt
 
@@ -111,6 +112,18 @@ def _version(package: str) -> str | None:
         return None
 
 
+def _server(obj: object) -> tuple[str, int] | None:
+    """(host, port) of a client object's `base_url`, for `server.address`/`.port`."""
+    try:
+        parts = urlsplit(str(getattr(obj, "base_url", "") or ""))
+        port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+    except Exception:
+        return None
+    if not parts.hostname or port is None:
+        return None
+    return parts.hostname, port
+
+
 def _type_name(obj: object) -> str:
     cls = type(obj)
     return f"{cls.__module__}.{cls.__qualname__}"
@@ -170,6 +183,7 @@ def wrap(
         version=_version(integration),
         client=client,
         attributes=dict(attributes) if attributes else None,
+        server=_server(obj),
     )
     if not _instrument(obj, binding):
         raise UnsupportedIntegrationError(

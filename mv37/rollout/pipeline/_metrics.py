@@ -56,7 +56,7 @@ from mv37.rollout.base._config import RolloutConfig, check_url
 from mv37.rollout.base._diagnostics import internal_error, logger
 from mv37.rollout.base._version import __version__
 from mv37.rollout.pipeline._destination import _session_class, redact_url, request_headers
-from mv37.rollout.pipeline._failures import describe_failure, recording_attempts
+from mv37.rollout.pipeline._failures import Attempt, describe_failure, recording_attempts
 from mv37.rollout.pipeline._metrics_store import SCOPE, Aggregates, InstrumentSink, Sink
 from mv37.rollout.pipeline._stats import Counters
 from mv37.rollout.pipeline._suppress import suppressed
@@ -256,6 +256,7 @@ class MetricsDelivery:
         self._scope = InstrumentationScope(SCOPE, __version__)
         self._warned = False
         self._shut = False
+        self._delivered = -1  # measurements the last delivered cumulative export carried
         _install_log_filter()
         self._start_worker()
 
@@ -284,11 +285,19 @@ class MetricsDelivery:
             done = requests.cond.wait_for(lambda: requests.served >= mine, budget)
             return done and requests.last_ok
 
-    def export(self) -> bool:
-        """Collect now and post what was recorded, in this thread (the worker's job)."""
+    def export(self, *, only_new: bool = False) -> bool:
+        """Collect now and post what was recorded, in this thread (the worker's job).
+
+        `only_new` (a flush or the shutdown): nothing is posted when no measurement came
+        since the last delivered export (cumulative totals already there); the periodic
+        export posts them anyway, which keeps the series alive in the backend.
+        """
         with self._export_lock:
             metrics = self.store.collect(delta=self.destination.delta)
             if not metrics:
+                return True
+            measured = sum(getattr(p, "count", 0) or 1 for m in metrics for p in m.data.data_points)
+            if only_new and measured == self._delivered:
                 return True
             data = MetricsData(
                 [
@@ -301,6 +310,8 @@ class MetricsDelivery:
             )
             ok = self._send(data)
             self.counters.add_metric_export(ok)
+            if ok and not self.destination.delta:
+                self._delivered = measured
             return ok
 
     def _send(self, data: MetricsData) -> bool:
@@ -320,7 +331,8 @@ class MetricsDelivery:
         if not self._warned:
             last = attempts.last if attempts is not None else None
             failure = describe_failure(last, self.destination.safe_endpoint)
-            level = logging.WARNING if self._metrics_alone_fail() else logging.DEBUG
+            alone = self._metrics_alone_fail(last)
+            level = logging.WARNING if alone else logging.DEBUG
             self._warned = level == logging.WARNING
             logger.log(
                 level,
@@ -334,12 +346,15 @@ class MetricsDelivery:
             )
         return False
 
-    def _metrics_alone_fail(self) -> bool:
+    def _metrics_alone_fail(self, last: Attempt | None) -> bool:
         """Whether a metrics failure is news: another collector than the traces', or the
-        traces' one taking spans fine (a backend without metrics, say). When the spans
-        to it fail too, their one WARNING already names it: ours stays at debug level."""
+        traces' one answering metrics with an error while it takes spans fine (a backend
+        without metrics, say). When it cannot be reached, or the spans to it fail too,
+        their one WARNING already names it: ours stays at debug level."""
         if self._traces_origin != _origin(self.destination.endpoint):
             return True
+        if last is None or last.error is not None:
+            return False
         snapshot = self.counters.snapshot()
         return snapshot.spans_exported > 0 and snapshot.export_failures == 0
 
@@ -389,11 +404,12 @@ def _worker(ref: weakref.ref[MetricsDelivery], requests: _Requests, interval: fl
             if requests.served == requests.wanted and not requests.stopping:
                 requests.cond.wait(interval)
             target, stopping = requests.wanted, requests.stopping
+            asked = target > requests.served
         delivery = ref()
         if delivery is None:
             return
         try:
-            ok = delivery.export()
+            ok = delivery.export(only_new=asked or stopping)
         except Exception as exc:
             internal_error("metric export", exc)
             ok = False
