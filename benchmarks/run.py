@@ -29,9 +29,10 @@ OTLP protobuf encoding with `encode_spans`) on a fixed list of captured spans, a
 encoding the raw SDK's spans of the same calls.
 
 Then GenAI metrics on against off (issue 14), target <= 1.10x: the same defaults, one
-client with metrics delivered to an `OTLPReceiver` on 127.0.0.1
-(`OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`; each sample's flush posts them), the other with
-`metrics=False`; cases `@tool` in a trace and an LLM span (`trace.llm` + `set_usage`).
+client with metrics for an `OTLPReceiver` on 127.0.0.1 (`OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`),
+the other with `metrics=False`; cases `@tool` in a trace and an LLM span (`trace.llm` +
+`set_usage`). Each sample's flush collects the metrics into a discarding exporter, as the
+spans go to one; the real exporter then posts the totals once (the operations counted).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from importlib.metadata import version
 from typing import Any
 
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
@@ -83,6 +85,26 @@ class DiscardExporter(SpanExporter):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
+
+
+class DiscardMetricExporter(MetricExporter):
+    """Accepts every metrics collection and drops it (the metrics twin of DiscardExporter)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.exports = 0
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
+        self.exports += 1
+        return MetricExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        """Nothing to release."""
 
 
 class CaptureExporter(DiscardExporter):
@@ -420,6 +442,12 @@ def metrics_rows() -> list[tuple[str, str, str, str, str, str, str]]:
         off = rollout.Rollout(span_exporters=[DiscardExporter()], console=False, metrics=False)
         assert on._metrics is not None
         assert off._metrics is None
+        # Measured like the spans: up to a discarding exporter (collection and MetricsData
+        # included, OTLP encoding and HTTP not); the real exporter sends the totals after.
+        pipeline = on._pipeline.metrics if on._pipeline is not None else None
+        delivery = pipeline.delivery if pipeline is not None else None
+        assert delivery is not None
+        real, delivery.exporter = delivery.exporter, DiscardMetricExporter()
         for label, runner in (("@tool dict in/out, in a trace", ours_tool), ("LLM span", ours_llm)):
             result = paired(as_client(on, runner), as_client(off, runner), CALLS, PAIRS)
             ratio = result.ratio
@@ -435,6 +463,9 @@ def metrics_rows() -> list[tuple[str, str, str, str, str, str, str]]:
                 )
             )
         _current.clear()
+        delivery.exporter = real
+        delivery._delivered = -1  # the discarding exporter "delivered" the totals: send them
+        assert on.flush()
         on.shutdown()
         off.shutdown()
         last = receiver.metric_requests()[-1].points if receiver.metric_requests() else ()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
+from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry.trace import INVALID_SPAN
@@ -32,7 +33,7 @@ from mv37.rollout.vocabulary._attributes import AGENT, LLM, TOOL, TRACE
 
 if TYPE_CHECKING:
     from mv37.rollout.facade._trace import Trace
-    from mv37.rollout.pipeline._metrics_store import Series, Sink
+    from mv37.rollout.pipeline._metrics_store import Group, Series, Sink
 
 _SPECS: Final = {spec.name: spec for spec in sc.METRICS}
 TOKEN_USAGE: Final = _SPECS[sc.METRIC_GEN_AI_CLIENT_TOKEN_USAGE]
@@ -74,6 +75,8 @@ class _Dropped:
 
 
 _DROPPED: Final = _Dropped()
+_SPAN_KINDS: Final = frozenset({TOOL, LLM, AGENT})
+_NO_FACTS: Final[Mapping[str, Any]] = {}
 
 
 class MetricsRecorder:
@@ -83,6 +86,7 @@ class MetricsRecorder:
         self.sink = sink
         self.agent_name = agent_name
         self._series: dict[tuple[Any, ...], Series] = {}
+        self._llm: dict[tuple[Any, ...], Group] = {}
         self._lock = threading.Lock()
 
     def _get(self, key: tuple[Any, ...], spec: sc.MetricSpec, attrs: dict[str, Any]) -> Series:
@@ -144,33 +148,49 @@ class MetricsRecorder:
         seconds: float,
     ) -> None:
         """One LLM call: its duration, and its tokens and cost when it reported them."""
-        call = tuple([facts.get(k) for k in _LLM_KEYS])
-        key: tuple[Any, ...] = (LLM, call, agent, error)
-        series = self._series.get(key) or self._get(
-            key, OPERATION_DURATION, {**_llm_attributes(call, agent), sc.ERROR_TYPE: error}
+        get = facts.get
+        call = (
+            get(sc.GEN_AI_OPERATION_NAME),
+            get(sc.GEN_AI_PROVIDER_NAME),
+            get(sc.GEN_AI_REQUEST_MODEL),
+            get(sc.GEN_AI_RESPONSE_MODEL),
+            get(sc.SERVER_ADDRESS),
+            get(sc.SERVER_PORT),
         )
-        series.add(seconds)
-        if not usage:
-            return
-        for token_type, field in (("input", "input_tokens"), ("output", "output_tokens")):
-            tokens = usage.get(field)
-            if tokens is not None:
-                key = (sc.GEN_AI_TOKEN_TYPE, call, agent, token_type)
-                series = self._series.get(key) or self._get(
-                    key,
-                    TOKEN_USAGE,
-                    {**_llm_attributes(call, agent), sc.GEN_AI_TOKEN_TYPE: token_type},
-                )
-                series.add(tokens)
-        cost = usage.get("cost_usd")
-        if cost is not None:
-            key = (COST.name, call, agent)
-            series = self._series.get(key) or self._get(
-                key,
-                COST,
-                {k: v for k, v in _llm_attributes(call, agent).items() if k in COST.attributes},
-            )
-            series.add(cost)
+        key = (LLM, call, agent, error)
+        group = self._llm.get(key) or self._llm_group(key, call, agent, error)
+        if usage:
+            get = usage.get
+            group.add((seconds, get("input_tokens"), get("output_tokens"), get("cost_usd")))
+        else:
+            group.add((seconds, None, None, None))
+
+    def _llm_group(
+        self, key: tuple[Any, ...], call: tuple[Any, ...], agent: str | None, error: str | None
+    ) -> Group:
+        """The series of one LLM call's attribute set, fed together, made once (tokens and
+        cost are shared by its failed and successful calls: they carry no `error.type`)."""
+        attrs = _llm_attributes(call, agent)
+        cost_attrs = {k: v for k, v in attrs.items() if k in COST.attributes}
+        series = (
+            self._get(key, OPERATION_DURATION, {**attrs, sc.ERROR_TYPE: error}),
+            self._get(
+                (TOKEN_USAGE.name, call, agent, "input"),
+                TOKEN_USAGE,
+                {**attrs, sc.GEN_AI_TOKEN_TYPE: "input"},
+            ),
+            self._get(
+                (TOKEN_USAGE.name, call, agent, "output"),
+                TOKEN_USAGE,
+                {**attrs, sc.GEN_AI_TOKEN_TYPE: "output"},
+            ),
+            self._get((COST.name, call, agent), COST, cost_attrs),
+        )
+        with self._lock:
+            group = self._llm.get(key)
+            if group is None:
+                group = self._llm[key] = self.sink.group(series)
+        return group
 
 
 def _llm_attributes(call: tuple[Any, ...], agent: str | None) -> dict[str, Any]:
@@ -205,7 +225,7 @@ def scope_ended(scope: Any) -> None:
     """Record the operation `scope` (a `Trace`, `Span` or `ToolCall`) stood for; called as
     its span ends, with metrics on."""
     try:
-        seconds = (time.perf_counter_ns() - scope._t0) / 1e9
+        seconds = (perf_counter_ns() - scope._t0) / 1e9
         recorder = scope._client._metrics
         if recorder is None or scope._otel is INVALID_SPAN:
             return  # no active trace (a placeholder): nothing was an operation
@@ -218,15 +238,16 @@ def scope_ended(scope: Any) -> None:
             else:
                 recorder.workflow(scope._name, error, seconds)
             return
-        span = scope
-        facts = span._facts or {}
-        agent = facts.get(sc.GEN_AI_AGENT_NAME) or innermost_agent(span._trace, recorder.agent_name)
+        if kind not in _SPAN_KINDS:
+            return  # task, retrieval, custom types: no GenAI metric
+        facts = scope._facts or _NO_FACTS
+        agent = facts.get(sc.GEN_AI_AGENT_NAME) or innermost_agent(trace, recorder.agent_name)
         if kind == TOOL:
             name = facts.get(sc.GEN_AI_TOOL_NAME) or kind
             recorder.tool(str(name), agent, error, seconds)
         elif kind == LLM:
-            recorder.llm(facts, span._usage, agent, error, seconds)
-        elif kind == AGENT:  # an agent span of a bridge (the Agents SDK)
+            recorder.llm(facts, scope._usage, agent, error, seconds)
+        else:  # an agent span of a bridge (the Agents SDK)
             recorder.agent(facts.get(sc.GEN_AI_AGENT_NAME), error, seconds)
     except Exception as exc:
         internal_error("record metrics", exc)

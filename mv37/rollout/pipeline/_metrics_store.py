@@ -4,7 +4,8 @@ The facade asks a `Sink` once for the `Series` of a metric and attribute set, ke
 and calls `Series.add(value)` where an operation ends. Two sinks:
 
 - `Aggregates`, ours, for delivery to the destination: each series aggregates in place
-  (a bisect and a few additions under a lock, about 1 us), and `collect()` turns them into
+  (appended to a queue, folded into buckets and sums in batches: about 0.1 us a
+  measurement on the caller's side), and `collect()` turns them into
   the SDK's `MetricsData` for the OTLP exporter. Recording through the SDK's instruments
   costs 12-15 us a measurement (measurement objects, context and exemplar look-ups,
   attribute hashing), more than a `@tool` span's budget allows.
@@ -26,6 +27,7 @@ from __future__ import annotations
 import threading
 import time
 from bisect import bisect_left
+from collections import deque
 from collections.abc import Mapping
 from typing import Protocol
 
@@ -58,20 +60,65 @@ class Series(Protocol):
         """Add one measurement (a histogram records it; a counter sums it)."""
 
 
+class Group(Protocol):
+    """Series measured together (an LLM call: duration, input and output tokens, cost)."""
+
+    def add(self, values: tuple[float | None, ...]) -> None:
+        """One measurement per series, in order (None: none for that series)."""
+
+
 class Sink(Protocol):
     """Hands out the series of a metric and attribute set (callers keep them)."""
 
     def series(self, spec: sc.MetricSpec, attributes: MetricAttributes) -> Series:
         """The series of `spec` with `attributes`."""
 
+    def group(self, series: tuple[Series, ...]) -> Group:
+        """`series` fed together, one tuple of values a time."""
+
+
+class _SeriesGroup:
+    """A group that adds each value to its series (for any sink)."""
+
+    __slots__ = ("_series",)
+
+    def __init__(self, series: tuple[Series, ...]) -> None:
+        self._series = series
+
+    def add(self, values: tuple[float | None, ...]) -> None:
+        """Add each value that is not None to its series."""
+        for series, value in zip(self._series, values, strict=False):
+            if value is not None:
+                series.add(value)
+
 
 # -- our own aggregation -------------------------------------------------------------------
 
 
-class _Cell:
-    """What one series holds; shared by histograms and counters."""
+FOLD_AT = 4096
+"""Measurements a series queues before the recording thread folds them in itself."""
 
-    __slots__ = ("attributes", "count", "counts", "lock", "max", "min", "spec", "start", "sum")
+
+class _Cell:
+    """What one series holds; shared by histograms and counters.
+
+    `add` only appends to `pending` (a deque: appending and popping are atomic, so no
+    lock on the caller's path); the values are folded into the totals under the lock
+    when collected, or by the recording thread once `FOLD_AT` are queued.
+    """
+
+    __slots__ = (
+        "attributes",
+        "count",
+        "counts",
+        "lock",
+        "max",
+        "min",
+        "pending",
+        "spec",
+        "start",
+        "sum",
+    )
 
     def __init__(
         self, spec: sc.MetricSpec, attributes: MetricAttributes, lock: threading.Lock, start: int
@@ -80,15 +127,49 @@ class _Cell:
         self.attributes = dict(attributes)
         self.lock = lock
         self.start = start
+        self.pending: deque[float] = deque()
         self.clear()
 
     def clear(self) -> None:
-        """Back to no measurements."""
+        """Back to no measurements (queued ones stay queued)."""
         self.counts = [0] * (len(self.spec.buckets) + 1)
         self.count = 0
         self.sum = 0.0
         self.min = float("inf")
         self.max = float("-inf")
+
+    def add(self, value: float) -> None:
+        """Queue one measurement (seconds, tokens, dollars)."""
+        pending = self.pending
+        pending.append(value)
+        if len(pending) >= FOLD_AT:
+            with self.lock:
+                self.fold()
+
+    def fold(self) -> None:
+        """Move the queued measurements into the totals (the caller holds `lock`)."""
+        pending = self.pending
+        buckets = self.spec.buckets
+        counts = self.counts
+        histogram = self.spec.instrument == "histogram"
+        count, total, low, high = self.count, self.sum, self.min, self.max
+        while pending:
+            try:
+                value = pending.popleft()
+            except IndexError:  # another thread folded it meanwhile
+                break
+            if not histogram and value < 0:
+                continue  # a counter ignores a negative amount, as OTel's counters do
+            if histogram:
+                counts[bisect_left(buckets, value)] += 1
+            count += 1
+            total += value
+            # Comparisons, not min()/max(): two calls fewer on every measurement.
+            if value < low:  # noqa: PLR1730
+                low = value
+            if value > high:  # noqa: PLR1730
+                high = value
+        self.count, self.sum, self.min, self.max = count, total, low, high
 
 
 class _HistogramSeries(_Cell):
@@ -96,32 +177,46 @@ class _HistogramSeries(_Cell):
 
     __slots__ = ()
 
-    def add(self, value: float) -> None:
-        """Record `value` (seconds, tokens)."""
-        index = bisect_left(self.spec.buckets, value)
-        with self.lock:
-            self.counts[index] += 1
-            self.count += 1
-            self.sum += value
-            # Comparisons, not min()/max(): two calls fewer on every measurement.
-            if value < self.min:  # noqa: PLR1730
-                self.min = value
-            if value > self.max:  # noqa: PLR1730
-                self.max = value
-
 
 class _CounterSeries(_Cell):
     """A monotonic counter series: the sum of what was added."""
 
     __slots__ = ()
 
-    def add(self, value: float) -> None:
-        """Add `value` (non-negative; a negative amount is ignored, as OTel's counters do)."""
-        if value < 0:
-            return
-        with self.lock:
-            self.count += 1
-            self.sum += value
+
+class _CellGroup:
+    """Cells fed together: one queue of value tuples, split into the cells when folded
+    (one append on the caller's side for an LLM call's four measurements)."""
+
+    __slots__ = ("cells", "lock", "pending")
+
+    def __init__(self, cells: tuple[_Cell, ...], lock: threading.Lock) -> None:
+        self.cells = cells
+        self.lock = lock
+        self.pending: deque[tuple[float | None, ...]] = deque()
+
+    def add(self, values: tuple[float | None, ...]) -> None:
+        """Queue one tuple of measurements."""
+        pending = self.pending
+        pending.append(values)
+        if len(pending) >= FOLD_AT:
+            with self.lock:
+                self.fold()
+
+    def fold(self) -> None:
+        """Move the queued tuples into the cells (the caller holds `lock`)."""
+        pending = self.pending
+        cells = self.cells
+        while pending:
+            try:
+                values = pending.popleft()
+            except IndexError:
+                break
+            for cell, value in zip(cells, values, strict=False):
+                if value is not None:
+                    cell.pending.append(value)
+        for cell in cells:
+            cell.fold()
 
 
 class Aggregates:
@@ -135,6 +230,7 @@ class Aggregates:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._series: list[_Cell] = []
+        self._groups: list[_CellGroup] = []
         self._start = time.time_ns()
 
     def series(self, spec: sc.MetricSpec, attributes: MetricAttributes) -> Series:
@@ -144,6 +240,15 @@ class Aggregates:
         with self._lock:
             self._series.append(cell)
         return cell
+
+    def group(self, series: tuple[Series, ...]) -> Group:
+        """`series` (all of this store) fed together through one queue."""
+        if not all(isinstance(s, _Cell) for s in series):
+            return _SeriesGroup(series)
+        group = _CellGroup(tuple(s for s in series if isinstance(s, _Cell)), self._lock)
+        with self._lock:
+            self._groups.append(group)
+        return group
 
     def collect(self, *, delta: bool) -> list[Metric]:
         """Each metric with measurements, one data point per series (none when empty).
@@ -155,7 +260,10 @@ class Aggregates:
         points: dict[str, list[HistogramDataPoint | NumberDataPoint]] = {}
         specs: dict[str, sc.MetricSpec] = {}
         with self._lock:
+            for group in self._groups:
+                group.fold()
             for cell in self._series:
+                cell.fold()
                 if cell.count == 0:
                     continue
                 specs[cell.spec.name] = cell.spec
@@ -184,7 +292,11 @@ class Aggregates:
         for cell in self._series:
             cell.lock = self._lock
             cell.start = self._start
+            cell.pending = deque()
             cell.clear()
+        for group in self._groups:
+            group.lock = self._lock
+            group.pending = deque()
 
 
 def _point(cell: _Cell, now: int) -> HistogramDataPoint | NumberDataPoint:
@@ -248,3 +360,7 @@ class InstrumentSink:
     def series(self, spec: sc.MetricSpec, attributes: MetricAttributes) -> Series:
         """The instrument of `spec` bound to `attributes`."""
         return _InstrumentSeries(self._instruments[spec.name], attributes)
+
+    def group(self, series: tuple[Series, ...]) -> Group:
+        """`series` fed together (each recorded on its instrument)."""
+        return _SeriesGroup(series)
