@@ -56,6 +56,9 @@ ROLLOUT_INPUT: Final = "rollout.input"
 ROLLOUT_INPUT_MIME_TYPE: Final = "rollout.input.mime_type"
 """MIME type of rollout.input: application/json or text/plain."""
 
+ROLLOUT_CARRIER_RECEIVED_AT: Final = "rollout.carrier.received_at"
+"""When a late feedback, signal or identity arrived (Unix ns); its span sits in the trace."""
+
 ROLLOUT_SCRUB_COUNT: Final = "rollout.scrub.count"
 """How many values default scrubbing redacted on this span."""
 
@@ -573,6 +576,7 @@ ATTRIBUTE_KEYS: Final = frozenset(
         "rollout.agent.output_type",
         "rollout.agent.tools",
         "rollout.agent.version",
+        "rollout.carrier.received_at",
         "rollout.context.used_tokens",
         "rollout.context.utilization",
         "rollout.context.window_tokens",

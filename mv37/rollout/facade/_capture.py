@@ -35,7 +35,7 @@ from opentelemetry.trace import Span as OTelSpan
 
 from mv37.rollout import semconv as sc
 from mv37.rollout.base._diagnostics import internal_error, log_once
-from mv37.rollout.facade._feedback import start_carrier
+from mv37.rollout.facade._feedback import end_carrier, start_carrier
 from mv37.rollout.vocabulary import _events
 from mv37.rollout.vocabulary._attributes import Attributes, user_attributes
 from mv37.rollout.vocabulary._payload import cap_text, serialize
@@ -209,7 +209,7 @@ def capture_event(
             else:
                 record_on(carrier)
         finally:
-            carrier.end()
+            end_carrier(carrier)
             client._kick_flush()
     except Exception as exc:
         internal_error("capture_event", exc)

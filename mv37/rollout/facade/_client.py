@@ -244,8 +244,9 @@ class RolloutCore:
         parent = current_trace()
         user: UserFields | None = None
         user_id_of_trace: str | None = None
+        own_trace_id: int | None = None
         if self._sample_bound is not None and trace_id is None and parent is None:
-            sampled_out, trace_id = presample(self._ids, self._sample_bound, self._pipeline)
+            sampled_out, own_trace_id = presample(self._ids, self._sample_bound, self._pipeline)
             if sampled_out is not None:
                 return null_trace(
                     self,
@@ -290,6 +291,7 @@ class RolloutCore:
                 span_name(span_type, name),
                 attrs,
                 trace_id=trace_id,
+                own_trace_id=own_trace_id,
                 lean=self.lean_root,
             )
         except Exception as exc:

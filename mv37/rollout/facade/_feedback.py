@@ -8,9 +8,12 @@ Tempo and Phoenix show them under that trace:
 - the same events as on a live trace (`rollout.feedback` + `gen_ai.evaluation.result`),
   and OpenInference annotation attributes `trace.annotations.0.annotation.*`
   (`annotator_kind` HUMAN for feedback, CODE for signals);
-- parent: the trace's root span when this process recorded that trace (plus a span
-  link to it); otherwise a root span in that trace (our provider forces the trace id),
-  or the child of a remote parent carrying that trace id (someone else's provider).
+- parent: the trace's root span (plus a span link to it), as this process recorded it
+  or as any process can derive it from the trace id (`_ids.root_span_id`): never a
+  second root;
+- zero-length inside the trace's time range (at the root's end, or at the start its
+  trace id records), the arrival time in `rollout.carrier.received_at` and the events;
+- the trace's user, session and agent attributes when this process knows them.
 
 Sampling agrees with the trace's own decision: it is a function of the trace id.
 """
@@ -18,6 +21,7 @@ Sampling agrees with the trace's own decision: it is a function of the trace id.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -31,11 +35,10 @@ from mv37.rollout.facade._context import current_trace
 from mv37.rollout.vocabulary import _events
 from mv37.rollout.vocabulary._attributes import Attributes
 from mv37.rollout.vocabulary._ids import (
-    RolloutIdGenerator,
-    force_trace_id,
     keeps_trace,
-    reset_forced_trace_id,
+    root_span_id,
     sampling_bound,
+    trace_start_ns,
 )
 
 if TYPE_CHECKING:
@@ -69,38 +72,52 @@ def annotation_attributes(kind: str, name: str, value: object) -> Attributes:
 def start_carrier(
     client: RolloutCore, kind: str, name: str, trace_id: int, extra: Attributes
 ) -> otel_trace.Span:
-    """Start (not end) a carrier span for `kind` in the trace `trace_id`."""
-    root = client.traces.root_span_id(trace_id)
-    attrs: Attributes = {
-        sc.ROLLOUT_SPAN_TYPE: kind,
-        sc.ROLLOUT_SPAN_NAME: str(name),
-        sc.OPENINFERENCE_SPAN_KIND: "EVALUATOR",
-        **extra,
-    }
-    links: list[Link] = []
-    forced: int | None = None
-    context: Context
-    if root is not None:
-        flags = TraceFlags(TraceFlags.SAMPLED if _sampled(client, trace_id) else 0)
-        parent = SpanContext(trace_id, root, is_remote=True, trace_flags=flags)
-        context = otel_trace.set_span_in_context(NonRecordingSpan(parent), Context())
-        links.append(Link(parent))
-    elif isinstance(getattr(client.tracer_provider, "id_generator", None), RolloutIdGenerator):
-        context, forced = Context(), trace_id  # a root in that trace; the sampler decides
+    """Start (not end: `end_carrier`) a carrier span for `kind` in the trace `trace_id`.
+
+    It stays inside the trace's shape and time range, so a late feedback changes neither
+    the trace's duration nor its root:
+    - parent: the trace's root span, known here or derived from the trace id
+      (`root_span_id`: the id every root on our provider gets), plus a link to it;
+    - time: zero-length at the root's end when this process saw it end, else at the
+      start instant the trace id records (`trace_start_ns`), else now (a trace id made
+      elsewhere); the real arrival is `rollout.carrier.received_at` and the events' time;
+    - the trace's context attributes (user, session, agent, ...) when known here.
+    """
+    now = time.time_ns()
+    facts = client.traces.root_facts(trace_id)
+    attrs: Attributes = {}
+    at: int | None = None
+    if facts is not None:
+        root, context_attrs, at = facts
+        attrs.update(context_attrs)
     else:
-        flags = TraceFlags(TraceFlags.SAMPLED)
-        remote = SpanContext(
-            trace_id, RolloutIdGenerator().generate_span_id(), is_remote=True, trace_flags=flags
-        )
-        context = otel_trace.set_span_in_context(NonRecordingSpan(remote), Context())
-    token = force_trace_id(forced) if forced is not None else None
-    try:
-        return client.tracer.start_span(
-            f"{kind} {name}", context=context, kind=SpanKind.INTERNAL, attributes=attrs, links=links
-        )
-    finally:
-        if token is not None:
-            reset_forced_trace_id(token)
+        root, at = root_span_id(trace_id), trace_start_ns(trace_id, now)
+    attrs.update(
+        {
+            sc.ROLLOUT_SPAN_TYPE: kind,
+            sc.ROLLOUT_SPAN_NAME: str(name),
+            sc.OPENINFERENCE_SPAN_KIND: "EVALUATOR",
+            sc.ROLLOUT_CARRIER_RECEIVED_AT: now,
+            **extra,
+        }
+    )
+    flags = TraceFlags(TraceFlags.SAMPLED if _sampled(client, trace_id) else 0)
+    parent = SpanContext(trace_id, root, is_remote=True, trace_flags=flags)
+    context = otel_trace.set_span_in_context(NonRecordingSpan(parent), Context())
+    return client.tracer.start_span(
+        f"{kind} {name}",
+        context=context,
+        kind=SpanKind.INTERNAL,
+        attributes=attrs,
+        links=[Link(parent)],
+        start_time=at if at is not None and at <= now else now,
+    )
+
+
+def end_carrier(span: otel_trace.Span) -> None:
+    """End a carrier span at its own start: zero-length, inside the trace's range."""
+    start = getattr(span, "start_time", None)
+    span.end(end_time=start if isinstance(start, int) else None)
 
 
 def send_outcome(
@@ -120,7 +137,7 @@ def send_outcome(
             span.set_attributes(_events.evaluation_attributes(name, value, limit))
             _events.outcome(span, kind, name, value, limit=limit, attributes=attributes)
     finally:
-        span.end()
+        end_carrier(span)
     client._kick_flush()
 
 
@@ -144,7 +161,7 @@ def send_identity(
                 span, user_id, traits=traits, account_id=account_id, account_traits=account_traits
             )
     finally:
-        span.end()
+        end_carrier(span)
     client._kick_flush()
 
 

@@ -24,10 +24,15 @@ from mv37.rollout.vocabulary._attributes import (
 from mv37.rollout.vocabulary._fastattrs import set_clean_attributes
 from mv37.rollout.vocabulary._ids import (
     RolloutIdGenerator,
+    force_span_id,
     force_trace_id,
     keeps_trace,
+    own_root_ids,
     parse_trace_id,
+    reset_forced_span_id,
     reset_forced_trace_id,
+    root_span_id,
+    trace_start_ns,
 )
 from mv37.rollout.vocabulary._keys import trace_in
 
@@ -117,16 +122,16 @@ def presample(
     On our own provider the sampler is `ParentBased(TraceIdRatioBased(rate))`, so a
     root's fate is a function of its trace id: draw the id, and for a dropped trace
     return a non-recording span at once (its children are skipped too). A kept trace
-    uses the drawn id. Inside another instrumentation's span the parent's decision
-    applies, so nothing is decided here.
+    uses the drawn id (`start_root_span(own_trace_id=...)`). Inside another
+    instrumentation's span the parent's decision applies, so nothing is decided here.
     """
     if otel_trace.get_current_span().get_span_context().is_valid:
         return None, None
-    trace_id = ids.generate_trace_id()
+    trace_id = ids.new_trace_id()
     if bound is not None and not keeps_trace(trace_id, bound):
         if pipeline is not None:
             pipeline.counters.drop("sampled_out")
-        context = SpanContext(trace_id, ids.generate_span_id(), False, TraceFlags(0))
+        context = SpanContext(trace_id, root_span_id(trace_id), False, TraceFlags(0))
         return NonRecordingSpan(context), None
     return None, trace_id
 
@@ -139,10 +144,15 @@ def start_root_span(
     attrs: Attributes,
     *,
     trace_id: str | int | None,
+    own_trace_id: int | None = None,
     lean: bool = False,
 ) -> otel_trace.Span:
     """Start a trace's OTel span: in the forced `trace_id`, linked to a foreign parent
     (`link_foreign_parent`), or as the child of whatever span is current.
+
+    A new root on our provider gets a timed trace id (`own_trace_id` when presampling
+    drew it), starts at the instant that id records and has `root_span_id(trace_id)`:
+    a late feedback from any process can find both (`_feedback.start_carrier`).
 
     With `lean`, when nobody reads attributes at start (`RolloutCore.lean_root`), the
     span starts bare and gets them all right after: the SDK validates start attributes
@@ -151,10 +161,11 @@ def start_root_span(
     current: Context | None = None
     links: list[Link] = []
     forced = parse_trace_id(trace_id) if trace_id is not None else None
+    provider = pipeline.provider if pipeline is not None else None
+    ours = isinstance(getattr(provider, "id_generator", None), RolloutIdGenerator)
     if forced is not None:
         current = Context()
-        provider = pipeline.provider if pipeline is not None else None
-        if not isinstance(getattr(provider, "id_generator", None), RolloutIdGenerator):
+        if not ours:
             # Not our provider: continue the trace under a remote parent with that id.
             remote = SpanContext(
                 forced, RolloutIdGenerator().generate_span_id(), True, TraceFlags(1)
@@ -166,7 +177,20 @@ def start_root_span(
         if ambient.is_valid:
             links.append(Link(ambient))
             current = Context()
+    root_id: int | None = None
+    start_ns: int | None = None
+    if (
+        forced is None
+        and ours
+        and (current is not None or not otel_trace.get_current_span().get_span_context().is_valid)
+    ):
+        if own_trace_id is None:
+            forced, root_id, start_ns = own_root_ids()
+        else:
+            forced, root_id = own_trace_id, root_span_id(own_trace_id)
+            start_ns = trace_start_ns(own_trace_id)
     token = force_trace_id(forced) if forced is not None else None
+    span_token = force_span_id(root_id) if root_id is not None else None
     try:
         otel_span = tracer.start_span(
             otel_name,
@@ -174,11 +198,14 @@ def start_root_span(
             kind=SpanKind.INTERNAL,
             attributes=None if lean else start_attributes(attrs),
             links=links,
+            start_time=start_ns,
         )
         set_clean_attributes(otel_span, attrs)
         if not otel_span.is_recording() and pipeline is not None and pipeline.records:
             pipeline.counters.drop("sampled_out")
         return otel_span
     finally:
+        if span_token is not None:
+            reset_forced_span_id(span_token)
         if token is not None:
             reset_forced_trace_id(token)

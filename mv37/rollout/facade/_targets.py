@@ -16,6 +16,10 @@ from mv37.rollout.vocabulary._ids import parse_trace_id
 
 if TYPE_CHECKING:
     from mv37.rollout.facade._trace import Trace
+    from mv37.rollout.vocabulary._attributes import Attributes
+
+RootFacts = tuple[int, "Attributes", "int | None"]
+"""(span id, context attributes, end ns or None) of a trace's outermost Rollout span."""
 
 MAX_REMEMBERED = 10_000
 """Traces whose external id and root span id are remembered, newest kept."""
@@ -29,7 +33,8 @@ class TraceIndex:
     def __init__(self) -> None:
         # Plain dicts keep insertion order: the oldest entry is `next(iter(d))`.
         self._external_ids: dict[str, str] = {}
-        self._roots: dict[int, int] = {}  # trace id -> its first span id
+        # trace id -> (its first span id, its context attributes, its end in ns or None)
+        self._roots: dict[int, RootFacts] = {}
         # The open root traces, by trace id; a root leaves when it ends (`ended`). A plain
         # dict: a weak one costs more than the rest of the bookkeeping together.
         self._open: dict[int, Trace] = {}
@@ -45,7 +50,7 @@ class TraceIndex:
         trace_id = context.trace_id
         roots = self._roots
         if trace_id not in roots:
-            roots[trace_id] = context.span_id
+            roots[trace_id] = (context.span_id, trace.context_attributes, None)
             if len(roots) > MAX_REMEMBERED:
                 del roots[next(iter(roots))]
             opened = self._open
@@ -58,9 +63,19 @@ class TraceIndex:
         trace_id = trace.otel_span.get_span_context().trace_id
         if self._open.get(trace_id) is trace:
             del self._open[trace_id]
+            facts = self._roots.get(trace_id)
+            if facts is not None:
+                end = getattr(trace.otel_span, "end_time", None)
+                self._roots[trace_id] = (facts[0], facts[1], end)
 
     def root_span_id(self, trace_id: int) -> int | None:
         """The span id of the outermost Rollout span this process recorded in `trace_id`."""
+        facts = self._roots.get(trace_id)
+        return facts[0] if facts is not None else None
+
+    def root_facts(self, trace_id: int) -> RootFacts | None:
+        """What this process knows of `trace_id`'s outermost Rollout span: its span id,
+        its context attributes (user, session, agent, ...) and its end (ns, once ended)."""
         return self._roots.get(trace_id)
 
     def trace_id_for(self, external_trace_id: str) -> str | None:
