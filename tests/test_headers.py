@@ -76,6 +76,36 @@ def test_the_metrics_signal_reads_its_own_variable(monkeypatch: pytest.MonkeyPat
     assert request_headers(config, signal="traces") == {"x-a": "generic", "x-b": "1"}
 
 
+@pytest.mark.usefixtures("metrics_on")
+def test_headers_reach_the_metrics_export(
+    receiver: OTLPReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "x-signal=metrics")
+    client = rollout.init(
+        base_url=receiver.url, console=False, headers={"x-team": "search"}, api_key="rk-m"
+    )
+
+    @rollout.tool
+    def lookup() -> str:
+        return "ok"
+
+    with rollout.trace("run"):
+        lookup()
+    assert client.flush()
+    [request] = receiver.metric_requests()
+    assert receiver.points(), "the metrics export carried no points"
+    headers = request.headers
+    assert (headers["x-team"], headers["x-signal"], headers["authorization"]) == (
+        "search",
+        "metrics",
+        "Bearer rk-m",
+    )
+    # The trace export does not read the metrics signal's variable.
+    (trace_headers,) = _export_headers(receiver)
+    assert trace_headers["x-team"] == "search"
+    assert "x-signal" not in trace_headers
+
+
 def test_check_sends_them(receiver: OTLPReceiver) -> None:
     rollout.init(base_url=receiver.url, console=False, headers={"x-team": "search"})
     assert rollout.check(verbose=False)
