@@ -11,6 +11,8 @@ DEMO_VENV := .venv-demo
 DEMO_STAMP := $(DEMO_VENV)/.installed
 E2E_VENV := .venv-phoenix
 E2E_STAMP := $(E2E_VENV)/.installed
+MLFLOW_VENV := .venv-mlflow
+MLFLOW_STAMP := $(MLFLOW_VENV)/.installed
 PIP_QUIET := --quiet --disable-pip-version-check
 # The interpreters `make pythons` runs the base suite on (those found on PATH).
 PYTHONS := 3.10 3.11 3.12 3.13
@@ -44,6 +46,14 @@ $(E2E_STAMP): e2e/requirements.txt
 	$(E2E_VENV)/bin/python -m pip install $(PIP_QUIET) --upgrade pip
 	$(E2E_VENV)/bin/python -m pip install $(PIP_QUIET) -r e2e/requirements.txt
 	@touch $(E2E_STAMP)
+
+# A real MLflow tracking server (the feedback-sink checks) in a venv of its own: its
+# dependencies conflict with Phoenix's. A failed install fails the build too.
+$(MLFLOW_STAMP): e2e/requirements-mlflow.txt
+	@test -x $(MLFLOW_VENV)/bin/python || $(PYTHON) -m venv $(MLFLOW_VENV)
+	$(MLFLOW_VENV)/bin/python -m pip install $(PIP_QUIET) --upgrade pip
+	$(MLFLOW_VENV)/bin/python -m pip install $(PIP_QUIET) -r e2e/requirements-mlflow.txt
+	@touch $(MLFLOW_STAMP)
 
 demo: $(DEMO_STAMP)
 	$(DEMO_VENV)/bin/python examples/quickstart.py
@@ -93,7 +103,7 @@ pythons:
 	done; \
 	test -z "$$failed" || { echo "failed on:$$failed"; exit 1; }
 
-e2e: $(STAMP) $(E2E_STAMP)
+e2e: $(STAMP) $(E2E_STAMP) $(MLFLOW_STAMP)
 	$(PY) -m pytest -p no:cacheprovider e2e
 
 view: $(STAMP) $(E2E_STAMP)
@@ -110,4 +120,4 @@ bench: $(STAMP) $(BASE_STAMP)
 	$(PY) benchmarks/bytes.py
 
 clean:
-	rm -rf $(VENV) $(BASE_VENV) $(DEMO_VENV) $(E2E_VENV) $(PYTHONS:%=.venv-py%) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(BASE_VENV) $(DEMO_VENV) $(E2E_VENV) $(MLFLOW_VENV) $(PYTHONS:%=.venv-py%) .mypy_cache .ruff_cache .pytest_cache .hypothesis

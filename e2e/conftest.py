@@ -10,7 +10,7 @@ from types import FrameType
 
 import pytest
 
-from e2e.servers import Phoenix, clean_environ, phoenix_server
+from e2e.servers import MLflow, Phoenix, clean_environ, mlflow_server, phoenix_server
 
 _projects = itertools.count(1)
 
@@ -43,6 +43,13 @@ def phoenix() -> Iterator[Phoenix]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def mlflow() -> Iterator[MLflow]:
+    """A real MLflow tracking server on a free loopback port, stopped at the end."""
+    with mlflow_server() as server:
+        yield server
+
+
 @pytest.fixture
 def project(request: pytest.FixtureRequest) -> str:
     """A fresh Phoenix project name for this test (chosen by the x-project-name header)."""
@@ -51,10 +58,12 @@ def project(request: pytest.FixtureRequest) -> str:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item) -> Iterator[None]:
-    """On a failure, print the tail of Phoenix's log under the test's report."""
+    """On a failure, print the tail of Phoenix's and MLflow's logs under the test's report."""
     outcome = yield
     report = outcome.get_result()  # type: ignore[attr-defined]
-    if report.failed and "phoenix" in getattr(item, "fixturenames", ()):
-        server = item.funcargs.get("phoenix")  # type: ignore[attr-defined]
-        if isinstance(server, Phoenix):
-            report.sections.append(("phoenix log (tail)", server.server.tail(60)))
+    if not report.failed:
+        return
+    for name in ("phoenix", "mlflow"):
+        server = getattr(item, "funcargs", {}).get(name)
+        if isinstance(server, (Phoenix, MLflow)):
+            report.sections.append((f"{name} log (tail)", server.server.tail(60)))

@@ -1,6 +1,7 @@
-"""Real third-party receivers for the end-to-end checks: Arize Phoenix and rotel.
+"""Real third-party receivers for the end-to-end checks: Arize Phoenix, rotel, MLflow.
 
-Both come from `.venv-phoenix/` (installed by `make e2e` from `e2e/requirements.txt`),
+Phoenix and rotel come from `.venv-phoenix/` (installed by `make e2e` from
+`e2e/requirements.txt`), MLflow from `.venv-mlflow/` (`e2e/requirements-mlflow.txt`). All
 run on free loopback ports with a clean environment, are polled for readiness with a
 deadline (never a fixed sleep), and are stopped whatever happens: the whole process
 group is terminated, then killed, no process of it may remain, and the ports are checked
@@ -35,6 +36,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 ROOT = Path(__file__).resolve().parent.parent
 E2E_VENV = ROOT / ".venv-phoenix"
+MLFLOW_VENV = ROOT / ".venv-mlflow"
 T = TypeVar("T")
 
 
@@ -91,19 +93,34 @@ def _group_members(group: int) -> list[int]:
     return members
 
 
-_OUTSIDE_CONFIG = ("ROLLOUT_", "OTEL_", "PHOENIX_", "ROTEL_")
+_OUTSIDE_CONFIG = ("ROLLOUT_", "OTEL_", "PHOENIX_", "ROTEL_", "MLFLOW_", "LANGFUSE_")
 
 
 def clean_environ() -> dict[str, str]:
     """This process's environment without the variables that would steer a server or an
-    example elsewhere (a developer's own ROLLOUT_*, OTEL_*, PHOENIX_*, ROTEL_* settings)."""
+    example elsewhere (a developer's own ROLLOUT_*, OTEL_*, PHOENIX_*, ROTEL_*, MLFLOW_*,
+    LANGFUSE_* settings)."""
     return {k: v for k, v in os.environ.items() if not k.upper().startswith(_OUTSIDE_CONFIG)}
 
 
-def _require(path: Path) -> Path:
+def _require(path: Path, requirements: str = "e2e/requirements.txt") -> Path:
     if not path.exists():
-        raise E2EError(f"{path} is missing: run `make e2e` (it installs e2e/requirements.txt)")
+        raise E2EError(f"{path} is missing: run `make e2e` (it installs {requirements})")
     return path
+
+
+def get_json(url: str, timeout: float = 10) -> Any:
+    """GET `url` and decode its JSON answer."""
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.load(response)
+
+
+def post_json(url: str, body: object, timeout: float = 10) -> Any:
+    """POST `body` as JSON to `url` and decode its JSON answer."""
+    data = json.dumps(body).encode()
+    request = urllib.request.Request(url, data, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.load(response)
 
 
 class Managed:
@@ -197,8 +214,7 @@ class Phoenix:
             query = "limit=1000" + (f"&cursor={cursor}" if cursor else "")
             url = f"{self.url}/v1/projects/{project}/spans?{query}"
             try:
-                with urllib.request.urlopen(url, timeout=10) as response:
-                    page = json.load(response)
+                page = get_json(url)
             except urllib.error.HTTPError as exc:
                 if exc.code == 404:  # the project does not exist yet
                     return []
@@ -211,8 +227,14 @@ class Phoenix:
     def traces(self, project: str) -> list[dict[str, Any]]:
         """Phoenix's trace summaries for `project` (ids, times, token totals), first page."""
         url = f"{self.url}/v1/projects/{project}/traces?limit=1000"
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return list(json.load(response).get("data", []))
+        return list(get_json(url).get("data", []))
+
+    def annotations(self, project: str, kind: str, ids: Iterable[str]) -> list[dict[str, Any]]:
+        """The `kind` ("trace" or "span") annotations Phoenix stored for `ids` (trace or
+        span ids) in `project`: `GET /v1/projects/{project}/{kind}_annotations`."""
+        query = "&".join(f"{kind}_ids={i}" for i in ids)
+        url = f"{self.url}/v1/projects/{project}/{kind}_annotations?{query}&limit=1000"
+        return list(get_json(url).get("data", []))
 
     def wait_for_spans(self, project: str, count: int, timeout: float = 30) -> list[dict[str, Any]]:
         """Poll until Phoenix returns at least `count` spans for `project`."""
@@ -233,6 +255,95 @@ class Phoenix:
         """Stop Phoenix and check both of its ports are released."""
         self.server.stop()
         _wait_released(self.port, self.grpc_port)
+
+
+class MLflow:
+    """`mlflow server` on a free loopback port with a throw-away SQLite store and artifact
+    directory. It takes OTLP traces at `{url}/v1/traces` (the experiment named by the
+    `x-mlflow-experiment-id` header) and no OTLP metrics."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        binary = _require(MLFLOW_VENV / "bin" / "mlflow", "e2e/requirements-mlflow.txt")
+        args = [
+            str(binary),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{workdir / 'mlflow.db'}",
+            "--default-artifact-root",
+            str(workdir / "artifacts"),
+        ]
+        # Its default security middleware admits Host 127.0.0.1:<port> (localhost and
+        # private addresses): no --allowed-hosts / --disable-security-middleware needed.
+        env = {**clean_environ(), "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+        self.server = Managed("mlflow", args, env, workdir / "mlflow.log")
+        try:
+            poll("MLflow /health", self._healthy, timeout=120)
+        except E2EError as exc:
+            self.stop()
+            raise E2EError(f"{exc}\n--- mlflow log ---\n{self.server.tail()}") from None
+        except BaseException:
+            self.stop()
+            raise
+
+    def _healthy(self) -> bool | None:
+        if not self.server.alive():
+            raise E2EError(f"mlflow exited early:\n{self.server.tail()}")
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
+                return True if response.status == 200 else None
+        except (urllib.error.URLError, OSError):
+            return None
+
+    def create_experiment(self, name: str) -> str:
+        """A new experiment's id."""
+        url = f"{self.url}/api/2.0/mlflow/experiments/create"
+        return str(post_json(url, {"name": name})["experiment_id"])
+
+    def trace(self, trace_id: str) -> dict[str, Any] | None:
+        """The trace `tr-<trace_id>` with its spans (`trace_info`, `spans`), or None (404)."""
+        url = f"{self.url}/api/3.0/mlflow/traces/get?trace_id=tr-{trace_id}"
+        try:
+            return dict(get_json(url)["trace"])
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return None
+            raise
+
+    def wait_for_spans(self, trace_id: str, count: int, timeout: float = 30) -> dict[str, Any]:
+        """Poll until the trace has at least `count` spans; the trace."""
+
+        def enough() -> dict[str, Any] | None:
+            trace = self.trace(trace_id)
+            return trace if trace is not None and len(trace.get("spans", ())) >= count else None
+
+        try:
+            return poll(f"{count} spans of MLflow trace tr-{trace_id}", enough, timeout, 0.1)
+        except E2EError as exc:
+            raise E2EError(f"{exc}\n--- mlflow log ---\n{self.server.tail()}") from None
+
+    def stop(self) -> None:
+        """Stop MLflow and check its port is released."""
+        self.server.stop()
+        _wait_released(self.port)
+
+
+@contextlib.contextmanager
+def mlflow_server() -> Iterator[MLflow]:
+    """A running MLflow tracking server, stopped whatever happens."""
+    with tempfile.TemporaryDirectory(prefix="mv37-e2e-mlflow-") as workdir:
+        server = MLflow(Path(workdir))
+        try:
+            yield server
+        finally:
+            server.stop()
 
 
 class Rotel:
