@@ -23,6 +23,7 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -168,6 +169,29 @@ class Managed:
             self._file.close()
 
 
+def wait_healthy(server: Managed, url: str, stop: Callable[[], None]) -> None:
+    """Poll `url` until it answers 200 (two minutes at most). If it never does, or the
+    server exits, or Ctrl-C comes while it starts: `stop` it, never leave it running."""
+
+    def healthy() -> bool | None:
+        if not server.alive():
+            raise E2EError(f"{server.name} exited early:\n{server.tail()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return True if response.status == 200 else None
+        except (urllib.error.URLError, OSError):
+            return None
+
+    try:
+        poll(f"{server.name} {urllib.parse.urlsplit(url).path}", healthy, timeout=120)
+    except E2EError as exc:
+        stop()
+        raise E2EError(f"{exc}\n--- {server.name} log ---\n{server.tail()}") from None
+    except BaseException:
+        stop()
+        raise
+
+
 class Phoenix:
     """`phoenix serve` on free loopback ports with a throw-away SQLite working dir."""
 
@@ -188,23 +212,7 @@ class Phoenix:
         }
         binary = _require(E2E_VENV / "bin" / "phoenix")
         self.server = Managed("phoenix", [str(binary), "serve"], env, workdir / "phoenix.log")
-        try:
-            poll("Phoenix /healthz", self._healthy, timeout=120)
-        except E2EError as exc:
-            self.stop()
-            raise E2EError(f"{exc}\n--- phoenix log ---\n{self.server.tail()}") from None
-        except BaseException:  # Ctrl-C while it starts: never leave it running
-            self.stop()
-            raise
-
-    def _healthy(self) -> bool | None:
-        if not self.server.alive():
-            raise E2EError(f"phoenix exited early:\n{self.server.tail()}")
-        try:
-            with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as response:
-                return True if response.status == 200 else None
-        except (urllib.error.URLError, OSError):
-            return None
+        wait_healthy(self.server, f"{self.url}/healthz", self.stop)
 
     def spans(self, project: str) -> list[dict[str, Any]]:
         """All spans Phoenix stored for `project` (every page)."""
@@ -284,23 +292,7 @@ class MLflow:
         # private addresses): no --allowed-hosts / --disable-security-middleware needed.
         env = {**clean_environ(), "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
         self.server = Managed("mlflow", args, env, workdir / "mlflow.log")
-        try:
-            poll("MLflow /health", self._healthy, timeout=120)
-        except E2EError as exc:
-            self.stop()
-            raise E2EError(f"{exc}\n--- mlflow log ---\n{self.server.tail()}") from None
-        except BaseException:
-            self.stop()
-            raise
-
-    def _healthy(self) -> bool | None:
-        if not self.server.alive():
-            raise E2EError(f"mlflow exited early:\n{self.server.tail()}")
-        try:
-            with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
-                return True if response.status == 200 else None
-        except (urllib.error.URLError, OSError):
-            return None
+        wait_healthy(self.server, f"{self.url}/health", self.stop)
 
     def create_experiment(self, name: str) -> str:
         """A new experiment's id."""
