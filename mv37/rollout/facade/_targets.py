@@ -8,6 +8,7 @@ same OTel trace (`_feedback.py`), parented on its root when this process knows i
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 from mv37.rollout.base._diagnostics import debug_once
@@ -31,13 +32,15 @@ class TraceIndex:
     __slots__ = ("_external_ids", "_open", "_roots")
 
     def __init__(self) -> None:
-        # Plain dicts keep insertion order: the oldest entry is `next(iter(d))`.
-        self._external_ids: dict[str, str] = {}
+        # OrderedDicts: the oldest entry leaves with `popitem(last=False)` in O(1). (A
+        # plain dict's `del d[next(iter(d))]` scans past every slot deleted before it, so
+        # at the bound each new trace paid a scan of thousands of dead slots.)
+        self._external_ids: OrderedDict[str, str] = OrderedDict()
         # trace id -> (its first span id, its context attributes, its end in ns or None)
-        self._roots: dict[int, RootFacts] = {}
-        # The open root traces, by trace id; a root leaves when it ends (`ended`). A plain
-        # dict: a weak one costs more than the rest of the bookkeeping together.
-        self._open: dict[int, Trace] = {}
+        self._roots: OrderedDict[int, RootFacts] = OrderedDict()
+        # The open root traces, by trace id; a root leaves when it ends (`ended`). Not a
+        # weak mapping: that costs more than the rest of the bookkeeping together.
+        self._open: OrderedDict[int, Trace] = OrderedDict()
 
     def remember(self, trace: Trace, external_trace_id: str | None) -> None:
         """Note a recording trace just started (the first one per OTel trace is its root)."""
@@ -45,18 +48,18 @@ class TraceIndex:
             ids = self._external_ids
             ids[str(external_trace_id)] = trace.trace_id
             if len(ids) > MAX_REMEMBERED:
-                del ids[next(iter(ids))]
+                ids.popitem(last=False)
         context = trace.otel_span.get_span_context()
         trace_id = context.trace_id
         roots = self._roots
         if trace_id not in roots:
             roots[trace_id] = (context.span_id, trace.context_attributes, None)
             if len(roots) > MAX_REMEMBERED:
-                del roots[next(iter(roots))]
+                roots.popitem(last=False)
             opened = self._open
             opened[trace_id] = trace
             if len(opened) > MAX_REMEMBERED:  # roots that never end: keep the newest
-                del opened[next(iter(opened))]
+                opened.popitem(last=False)
 
     def ended(self, trace: Trace) -> None:
         """`trace` ended: if it is an open root, it is open no more."""
