@@ -344,6 +344,7 @@ def _make_fast_encoder() -> _EncodeFn:
 
 
 _fast_dumps: Final = _make_fast_encoder()
+_INT_FAST: Final = 10**18  # plain ints under it skip the encoder (their repr is their JSON)
 _new_payload: Final = tuple.__new__
 
 
@@ -410,8 +411,13 @@ def serialize(value: object, limit: int) -> Payload:
     """
     # This runs for every traced call: to_json_text is inlined, and the tuple is
     # built with tuple.__new__, which is about twice as fast as Payload(...).
-    if isinstance(value, str):
-        text = value if type(value) is str else str.__str__(value)
+    cls = value.__class__
+    if cls is int and -_INT_FAST < value < _INT_FAST:  # type: ignore[operator]
+        # The JSON of a plain int (not a bool, not a huge one) is its repr.
+        text = int.__repr__(value)
+        mime = MIME_JSON
+    elif isinstance(value, str):
+        text = value if cls is str else str.__str__(value)
         mime = MIME_TEXT
     else:
         try:
