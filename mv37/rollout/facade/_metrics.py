@@ -76,6 +76,9 @@ class _Dropped:
 
 _DROPPED: Final = _Dropped()
 _SPAN_KINDS: Final = frozenset({TOOL, LLM, AGENT})
+MEASURED_TYPES: Final = frozenset({*_SPAN_KINDS, TRACE})
+"""The span types a metric measures (a task, a retrieval or a custom type has none):
+only their scopes read the clock at start (`_Scope._t0`)."""
 _NO_FACTS: Final[Mapping[str, Any]] = {}
 
 

@@ -21,7 +21,7 @@ from opentelemetry.trace import Status, StatusCode
 from mv37.rollout import semconv as sc
 from mv37.rollout.base._diagnostics import internal_error
 from mv37.rollout.facade._context import attach_scope, detach_scope
-from mv37.rollout.facade._metrics import error_type, scope_ended
+from mv37.rollout.facade._metrics import MEASURED_TYPES, error_type, scope_ended
 from mv37.rollout.vocabulary import _events
 from mv37.rollout.vocabulary._attributes import (
     capture_allowed,
@@ -82,10 +82,15 @@ class _Scope:
         self._token: object | None = None
         self._ended = False
         self._end_status = "ok"  # or "error", "cancelled", "interrupted"
-        # Metrics (`_metrics.py`): what ended the operation, and when it started
-        # (0: metrics off). Kept on sampled-out spans too: metrics stay exact.
+        # Metrics (`_metrics.py`): what ended the operation, and when it started (0:
+        # metrics off, or a type no metric measures). Kept on sampled-out spans too:
+        # metrics stay exact.
         self._error_type: str | None = None
-        self._t0 = perf_counter_ns() if client._metrics is not None else 0
+        self._t0 = (
+            perf_counter_ns()
+            if client._metrics is not None and span_type in MEASURED_TYPES
+            else 0
+        )
 
     @property
     def otel_span(self) -> OTelSpan:
