@@ -87,9 +87,7 @@ class _Scope:
         # metrics stay exact.
         self._error_type: str | None = None
         self._t0 = (
-            perf_counter_ns()
-            if client._metrics is not None and span_type in MEASURED_TYPES
-            else 0
+            perf_counter_ns() if client._metrics is not None and span_type in MEASURED_TYPES else 0
         )
 
     @property
