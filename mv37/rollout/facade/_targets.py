@@ -65,7 +65,8 @@ class TraceIndex:
         """`trace` ended: if it is an open root, it is open no more."""
         trace_id = trace.otel_span.get_span_context().trace_id
         if self._open.get(trace_id) is trace:
-            del self._open[trace_id]
+            # Another thread may have evicted it in between (at the bound): fine.
+            self._open.pop(trace_id, None)
             facts = self._roots.get(trace_id)
             if facts is not None:
                 end = getattr(trace.otel_span, "end_time", None)
