@@ -283,13 +283,13 @@ class LLMCall:
             raise
         finally:
             self._detach(token)
-        return self.succeed(result)
+        return self.succeed(result, is_async=True)
 
-    def succeed(self, result: Any) -> Any:
+    def succeed(self, result: Any, *, is_async: bool = False) -> Any:
         """Finish with a response, or return a proxy that finishes when the stream ends."""
         try:
             if self.stream:
-                proxy = wrap_stream(result, self)
+                proxy = wrap_stream(result, self, is_async=is_async)
                 if proxy is not None:
                     return proxy
             self.finish(self.adapter.result(result))
