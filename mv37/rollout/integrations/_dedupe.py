@@ -42,7 +42,11 @@ SUPPRESS_KEY_PLAIN: Final = "suppress_instrumentation"
 """The plain-string form of OTel's suppression key (`opentelemetry.instrumentation.utils`)."""
 SUPPRESS_LLM_KEY: Final = "suppress_language_model_instrumentation"
 """OpenLLMetry's LLM-only key (`opentelemetry.semconv_ai`)."""
-_KEYS: Final[tuple[Any, ...]] = (_SUPPRESS_INSTRUMENTATION_KEY, SUPPRESS_KEY_PLAIN, SUPPRESS_LLM_KEY)
+_KEYS: Final[tuple[Any, ...]] = (
+    _SUPPRESS_INSTRUMENTATION_KEY,
+    SUPPRESS_KEY_PLAIN,
+    SUPPRESS_LLM_KEY,
+)
 _CALL_KEY: Final = otel_context.create_key("mv37-rollout-llm-call")
 # Wrappers of these packages are contrib GenAI instrumentations that check no context key.
 _CALL_PAST: Final = ("opentelemetry.instrumentation.openai_v2",)
@@ -118,10 +122,10 @@ class _HookedSend(wrapt.FunctionWrapper[..., Any]):
     """An HTTP client's `send`, run unsuppressed inside a deduplicated call."""
 
 
-def _hook_http(http_client: object) -> None:
+def _hook_http(http_client: Any) -> None:
     send = getattr(http_client, "send", None)
     if callable(send) and not isinstance(send, _HookedSend):
-        setattr(http_client, "send", _HookedSend(send, _send_wrapper))
+        http_client.send = _HookedSend(send, _send_wrapper)
 
 
 # -- the provider SDK's own tracer (anthropic) ----------------------------------------------
