@@ -56,12 +56,13 @@ class ForeignUsageProcessor(SpanProcessor):
     def __init__(self) -> None:
         self._live: dict[int, _Entry] = {}
         self._lock = threading.Lock()
+        self._shut = False
 
     def on_start(self, span: SDKSpan, parent_context: Context | None = None) -> None:
         """Follow a foreign span started inside a Rollout trace."""
         try:
             scope = span.instrumentation_scope
-            if scope is not None and scope.name == SCOPE:
+            if self._shut or (scope is not None and scope.name == SCOPE):
                 return
             trace = otel_context.get_value(TRACE_KEY, parent_context)
             if trace is None:
@@ -104,7 +105,9 @@ class ForeignUsageProcessor(SpanProcessor):
             internal_error("foreign span usage", exc)
 
     def shutdown(self) -> None:
-        """Forget the spans followed."""
+        """Forget the spans followed; follow no more (a replaced client's provider may still
+        get spans from instrumentations that kept its tracer)."""
+        self._shut = True
         with self._lock:
             self._live.clear()
 
