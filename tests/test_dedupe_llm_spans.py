@@ -18,8 +18,10 @@ pytest.importorskip(
     "anthropic", reason="needs the anthropic extra: pip install 'mv37-rollout[anthropic]'"
 )
 
+import contextlib
 import gc
 import warnings
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import wrapt
@@ -78,6 +80,17 @@ def instrumented(name: str) -> Any:
         inst = INSTRUMENTORS[name]()
         inst.instrument(tracer_provider=rollout.get_client().tracer_provider)
     return inst
+
+
+@contextlib.contextmanager
+def instrumenting(*names: str) -> Iterator[None]:
+    """The block runs with these instrumentors on (the current client's provider)."""
+    instrumentors = [instrumented(name) for name in names]
+    try:
+        yield
+    finally:
+        for inst in reversed(instrumentors):
+            uninstrument(inst)
 
 
 def uninstrument(inst: Any) -> None:
@@ -175,14 +188,10 @@ async def test_two_instrumentors_of_one_call_count_once() -> None:
     api.reply("openai_chat_completion.json")
     unwrapped_openai()
     with capture_spans() as captured:
-        first, second = instrumented("contrib"), instrumented("openinference")
-        try:
+        with instrumenting("contrib", "openinference"):
             client = fp.openai_client(api, is_async=False)
             with rollout.trace("agent"):
                 client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
-        finally:
-            uninstrument(second)
-            uninstrument(first)
         assert len(usage_spans(captured)) == 2
         trace = captured.by_name("invoke_workflow agent")
     assert totals(trace) == (1117, 46)
@@ -202,13 +211,10 @@ async def test_openai_one_usage_span_per_call(
     api = fp.FakeAPI()
     api.reply("openai_chat_completion.json" if case == "message" else "openai_chat_stream.sse")
     with capture_spans(dedupe_llm_spans=dedupe) as captured:
-        inst = instrumented(instrumentor)
-        try:
+        with instrumenting(instrumentor):
             client = wrap(http_instrumented(fp.openai_client(api, is_async=is_async)))
             with rollout.trace("agent"):
                 await openai_call(client, case, is_async)
-        finally:
-            uninstrument(inst)
         spans = captured.as_dicts()
     ours = [s for s in spans if s["type"] == "llm"]
     assert len(ours) == 1
@@ -243,15 +249,12 @@ async def test_openai_unwrapped_client_keeps_its_instrumentor_span(
     api = fp.FakeAPI()
     api.reply("openai_chat_completion.json", times=2)
     with capture_spans() as captured:
-        inst = instrumented(instrumentor)
-        try:
+        with instrumenting(instrumentor):
             wrapped = wrap(fp.openai_client(api, is_async=is_async))
             plain = fp.openai_client(api, is_async=is_async)
             with rollout.trace("agent"):
                 await fp.resolve(wrapped.chat.completions.create(model="m", messages=MESSAGES))
                 await fp.resolve(plain.chat.completions.create(model="m", messages=MESSAGES))
-        finally:
-            uninstrument(inst)
         foreign = [s for s in captured.as_dicts() if s["scope"] == FOREIGN_SCOPES[instrumentor]]
         trace = captured.by_name("invoke_workflow agent")
     assert len(foreign) == 1
@@ -354,14 +357,11 @@ async def test_foreign_llm_spans_roll_up_once(instrumentor: str, is_async: bool)
     api.reply("openai_chat_completion.json")
     api.reply("openai_chat_stream.sse")
     with capture_spans() as captured:
-        inst = instrumented(instrumentor)
-        try:
+        with instrumenting(instrumentor):
             client = fp.openai_client(api, is_async=is_async)
             with rollout.trace("agent"):
                 await openai_call(client, "message", is_async)
                 await openai_call(client, "stream", is_async)
-        finally:
-            uninstrument(inst)
         trace = captured.by_name("invoke_workflow agent")
         foreign = [s for s in captured.as_dicts() if s["scope"] == FOREIGN_SCOPES[instrumentor]]
     assert len(foreign) == 2
@@ -374,13 +374,10 @@ def test_console_shows_foreign_llm_spans(capsys: pytest.CaptureFixture[str]) -> 
     api = fp.FakeAPI()
     api.reply("openai_chat_completion.json")
     rollout.init(console=True, sync_mode=True)
-    inst = instrumented("openllmetry")
-    try:
+    with instrumenting("openllmetry"):
         client = fp.openai_client(api, is_async=False)
         with rollout.trace("agent"):
             client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
-    finally:
-        uninstrument(inst)
     text = capsys.readouterr().err
     line = next(line for line in text.splitlines() if "openai.chat" in line)
     assert "[llm]" in line
