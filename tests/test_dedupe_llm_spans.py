@@ -24,7 +24,6 @@ import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-import wrapt
 from opentelemetry.instrumentation.httpx import HTTPX2ClientInstrumentor, HTTPXClientInstrumentor
 
 import mv37.rollout as rollout
@@ -94,9 +93,10 @@ def instrumenting(*names: str) -> Iterator[None]:
 
 
 def uninstrument(inst: Any) -> None:
-    """`inst.uninstrument()`, and what OpenLLMetry's leaves behind: its 0.62.4 release keeps
-    `chat.completions.create` wrapped, so each test's instrument() would stack another
-    wrapper tracing into that test's (then shut down) provider."""
+    """`inst.uninstrument()`, and what OpenLLMetry's leaves behind: after its 0.62.4
+    release's `uninstrument()` one wrapper stays on `Completions.create`, so each test's
+    `instrument()` would stack another, tracing into that test's (then shut down) provider
+    and into later test modules."""
     inst.uninstrument()
     unwrapped_openai()
 
@@ -110,7 +110,7 @@ def unwrapped_openai() -> None:
         openai.resources.chat.completions.Completions,
         openai.resources.chat.completions.AsyncCompletions,
     ):
-        while isinstance(cls.__dict__["create"], wrapt.ObjectProxy):
+        while hasattr(cls.__dict__["create"], "_self_wrapper"):  # a wrapt wrapper
             unwrap(cls, "create")
 
 
@@ -181,9 +181,7 @@ async def anthropic_call(client: Any, case: str, is_async: bool) -> None:
 
 async def test_two_instrumentors_of_one_call_count_once() -> None:
     """OpenInference and the contrib instrumentor both tracing one unwrapped call: the
-    innermost span with usage counts, its ancestor does not. First in this module:
-    OpenLLMetry 0.62.4 leaves a tracing layer behind after `uninstrument()` (seen here,
-    outside the class attributes it unwraps), whose span would sit between the two."""
+    innermost span with usage counts, its ancestor does not."""
     api = fp.FakeAPI()
     api.reply("openai_chat_completion.json")
     unwrapped_openai()
