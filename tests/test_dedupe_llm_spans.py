@@ -20,6 +20,7 @@ pytest.importorskip(
 
 import contextlib
 import gc
+import sys
 import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -94,24 +95,27 @@ def instrumenting(*names: str) -> Iterator[None]:
 
 def uninstrument(inst: Any) -> None:
     """`inst.uninstrument()`, and what OpenLLMetry's leaves behind: after its 0.62.4
-    release's `uninstrument()` one wrapper stays on `Completions.create`, so each test's
-    `instrument()` would stack another, tracing into that test's (then shut down) provider
-    and into later test modules."""
+    release's `uninstrument()` wrappers stay (`Completions.create`, `Responses.create`),
+    so each test's `instrument()` would stack more, tracing into that test's (then shut
+    down) provider and into later test modules."""
     inst.uninstrument()
     unwrapped_openai()
 
 
 def unwrapped_openai() -> None:
-    """Strip every wrapper left on the chat completion methods."""
-    import openai
-    from opentelemetry.instrumentation.utils import unwrap
-
-    for cls in (
-        openai.resources.chat.completions.Completions,
-        openai.resources.chat.completions.AsyncCompletions,
-    ):
-        while hasattr(cls.__dict__["create"], "_self_wrapper"):  # a wrapt wrapper
-            unwrap(cls, "create")
+    """Strip every wrapt wrapper left on the classes of the `openai` package."""
+    for name, module in list(sys.modules.items()):
+        if not name.startswith("openai.") or module is None:
+            continue
+        for cls in list(vars(module).values()):
+            if not isinstance(cls, type) or not cls.__module__.startswith("openai."):
+                continue
+            for attr, value in list(vars(cls).items()):
+                original = value
+                while hasattr(original, "_self_wrapper"):  # a wrapt wrapper
+                    original = original.__wrapped__
+                if original is not value:
+                    setattr(cls, attr, original)
 
 
 def has_usage(span: dict[str, Any]) -> bool:
