@@ -70,6 +70,7 @@ README_ARGUMENTS: dict[str, str | None] = {
     "export_all_spans": None,
     "link_foreign_parent": None,
     "agent_flush": "ROLLOUT_AGENT_FLUSH",
+    "dedupe_llm_spans": "ROLLOUT_DEDUPE_LLM_SPANS",
 }
 
 ALL_ARGUMENTS = {**API_ARGUMENTS, **README_ARGUMENTS}
@@ -107,6 +108,7 @@ def _valid_value(name: str) -> tuple[Any, object]:
         "flush_interval": (0.5, 0.5),
         "shutdown_timeout": (1.5, 1.5),
         "sync_mode": (True, True),
+        "dedupe_llm_spans": (False, False),
         "before_send": (_keep, _keep),
         "scrubber": (_keep, _keep),
         "send_default_pii": (True, True),
@@ -247,6 +249,7 @@ ENV_CASES: list[tuple[str, str, str, object]] = [
     ("capture_outputs", "ROLLOUT_CAPTURE_OUTPUTS", "0", False),
     ("capture_content", "ROLLOUT_CAPTURE_CONTENT", "off", False),
     ("agent_flush", "ROLLOUT_AGENT_FLUSH", "wait", "wait"),
+    ("dedupe_llm_spans", "ROLLOUT_DEDUPE_LLM_SPANS", "off", False),
 ]
 
 
@@ -673,3 +676,10 @@ def test_get_client_before_init_ignores_invalid_env_with_a_warning(
 )
 def test_auto_instrument_parsing(raw: object, expected: tuple[str, ...]) -> None:
     assert resolve_config(auto_instrument=raw).auto_instrument == expected
+
+
+def test_bad_dedupe_llm_spans_variable_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ROLLOUT_DEDUPE_LLM_SPANS=maybe` is a ValueError naming the variable."""
+    monkeypatch.setenv("ROLLOUT_DEDUPE_LLM_SPANS", "maybe")
+    with pytest.raises(ValueError, match="environment variable ROLLOUT_DEDUPE_LLM_SPANS"):
+        resolve_config()

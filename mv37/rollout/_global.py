@@ -72,6 +72,7 @@ def init(
     agent_flush: AgentFlush | None = None,
     semconv: str | Iterable[str] | None = None,
     metrics: bool | None = None,
+    dedupe_llm_spans: bool | None = None,
     meter_provider: MeterProvider | None = None,
     feedback_sinks: str | Iterable[str] | None = None,
     headers: str | Mapping[str, str] | None = None,

@@ -110,6 +110,10 @@ class RolloutConfig:
     # end whatever the sampling; delivered through `meter_provider`, else an SDK
     # MeterProvider installed globally, else to the destination's /v1/metrics.
     metrics: bool = field(default=True, metadata=_env("ROLLOUT_METRICS"))
+    # One usage-carrying span per LLM call made through `wrap()`: the provider SDK's own
+    # span and other instrumentors' LLM spans of that call are suppressed (README
+    # "Running next to other instrumentations"); False keeps them beside ours.
+    dedupe_llm_spans: bool = field(default=True, metadata=_env("ROLLOUT_DEDUPE_LLM_SPANS"))
     meter_provider: MeterProvider | None = None
     # Where feedback and signals also go as native annotations/scores/assessments
     # (`pipeline/_sinks.py`); None: the defaults the destination implies.

@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from mv37.rollout import semconv as sc
 from mv37.rollout.base._diagnostics import internal_error
 from mv37.rollout.base._types import UsageDict
-from mv37.rollout.facade._context import attach_scope, current_trace, detach_scope
+from mv37.rollout.facade._context import current_trace, detach_scope
 from mv37.rollout.facade._current import get_client
 from mv37.rollout.facade._metrics import note
 from mv37.rollout.facade._span import is_error
+from mv37.rollout.integrations._dedupe import attach_call, skip_foreign
 from mv37.rollout.integrations._streams import wrap_manager, wrap_stream
 from mv37.rollout.vocabulary._attributes import LLM, TRACE, Attributes, capture_allowed
 from mv37.rollout.vocabulary._fastattrs import set_clean_attributes
@@ -149,6 +150,7 @@ class LLMCall:
         "_ended",
         "adapter",
         "content_out",
+        "dedupe",
         "limit",
         "owned_trace",
         "semconv",
@@ -166,6 +168,7 @@ class LLMCall:
         self.limit = limit
         self.content_out = False
         self.semconv: tuple[str, ...] = ()  # the conventions payloads are written under
+        self.dedupe = False  # one usage-carrying span per call (`_dedupe.py`)
         self._ended = False
 
     # -- start --------------------------------------------------------------------------
@@ -214,6 +217,7 @@ class LLMCall:
                     owned.end()
                 return None
             call = cls(adapter, span, owned, request.stream, config.max_payload_chars)
+            call.dedupe = config.dedupe_llm_spans
             if span.is_recording:  # else sampled out: followed for its metrics only
                 call.content_out = capture_allowed(config, "output", LLM)
                 call.semconv = config.semconv
@@ -279,13 +283,13 @@ class LLMCall:
             raise
         finally:
             self._detach(token)
-        return self.succeed(result)
+        return self.succeed(result, is_async=True)
 
-    def succeed(self, result: Any) -> Any:
+    def succeed(self, result: Any, *, is_async: bool = False) -> Any:
         """Finish with a response, or return a proxy that finishes when the stream ends."""
         try:
             if self.stream:
-                proxy = wrap_stream(result, self)
+                proxy = wrap_stream(result, self, is_async=is_async)
                 if proxy is not None:
                     return proxy
             self.finish(self.adapter.result(result))
@@ -299,8 +303,7 @@ class LLMCall:
         self.finish(None, error=exc)
 
     def _attach(self) -> object:
-        span = self.span
-        return attach_scope(span.otel_span, span.trace, span)
+        return attach_call(self.span, self.dedupe)
 
     def _detach(self, token: object) -> None:
         detach_scope(token)
@@ -373,7 +376,7 @@ def method_wrapper(
         call = LLMCall.begin(binding, adapter, kwargs)
         if call is None:
             return wrapped(*args, **kwargs)
-        return call.run(wrapped, args, kwargs)
+        return call.run(skip_foreign(wrapped) if call.dedupe else wrapped, args, kwargs)
 
     return wrapper
 

@@ -247,14 +247,19 @@ class AsyncMessageStreamProxy(AsyncStreamProxy):
         return await self.__wrapped__.get_final_text()  # type: ignore[no-any-return]
 
 
-def wrap_stream(stream: Any, call: LLMCall) -> _StreamProxy | None:
-    """A proxy of `stream` reporting to `call`; `None` when it is not a stream."""
+def wrap_stream(stream: Any, call: LLMCall, *, is_async: bool = False) -> _StreamProxy | None:
+    """A proxy of `stream` reporting to `call`; `None` when it is not a stream.
+
+    `is_async`: the SDK method was async. It decides for a stream that is both (another
+    instrumentation's proxy of the SDK's stream may offer `__iter__` and `__aiter__`).
+    """
     helper = hasattr(stream, "get_final_message")
-    if hasattr(stream, "__aiter__"):
-        cls: type[_StreamProxy] = AsyncMessageStreamProxy if helper else AsyncStreamProxy
-    elif hasattr(stream, "__next__") or (
+    sync = hasattr(stream, "__next__") or (
         hasattr(stream, "__iter__") and not hasattr(stream, "model_dump")
-    ):
+    )
+    if hasattr(stream, "__aiter__") and (is_async or not sync):
+        cls: type[_StreamProxy] = AsyncMessageStreamProxy if helper else AsyncStreamProxy
+    elif sync:
         cls = SyncMessageStreamProxy if helper else SyncStreamProxy
     else:
         return None

@@ -28,6 +28,7 @@ from mv37.rollout.integrations._call import (
     manager_wrapper,
     method_wrapper,
 )
+from mv37.rollout.integrations._dedupe import hook_client
 from mv37.rollout.integrations._errors import MissingExtraError, UnsupportedIntegrationError
 from mv37.rollout.vocabulary._fields import attributes_option
 
@@ -190,6 +191,7 @@ def wrap(
             f"cannot wrap {_type_name(obj)} as {integration}: it has none of "
             + ", ".join(".".join((*op.path, op.name)) for op in _operations(integration))
         )
+    hook_client(obj)
     if found is not None:
         _follow_copies(obj, binding)
     # On an object that takes no attributes, the per-method check keeps wrap() idempotent.
@@ -226,6 +228,7 @@ def _follow_copies(obj: object, binding: Binding) -> None:
         try:
             if detect(new) is not None and getattr(new, _MARK, None) is None:
                 _instrument(new, binding)
+                hook_client(new)
                 _follow_copies(new, binding)
                 setattr(new, _MARK, binding)
         except Exception as exc:

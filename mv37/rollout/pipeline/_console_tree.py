@@ -70,6 +70,8 @@ from mv37.rollout.semconv import (
     ROLLOUT_USAGE_TOTAL_TOKENS,
     ROLLOUT_USER_ID,
 )
+from mv37.rollout.vocabulary._attributes import LLM
+from mv37.rollout.vocabulary._foreign import foreign_usage, is_llm_span
 from mv37.rollout.vocabulary._mirrors import display_keys
 
 __all__ = ["TRACE_SPAN_TYPES", "format_late", "format_tree", "trace_label"]
@@ -242,7 +244,9 @@ def _attrs(span: ReadableSpan) -> Mapping[str, Any]:
 
 def _span_type(attrs: Mapping[str, Any]) -> str | None:
     value = attrs.get(ROLLOUT_SPAN_TYPE)
-    return value if isinstance(value, str) and value else None
+    if isinstance(value, str) and value:
+        return value
+    return LLM if is_llm_span(attrs) else None  # another instrumentation's model call
 
 
 def trace_label(span: ReadableSpan, attrs: Mapping[str, Any] | None = None) -> str:
@@ -304,6 +308,10 @@ def _usage_parts(attrs: Mapping[str, Any]) -> list[_Part]:
     in_tokens = attrs.get(ROLLOUT_USAGE_INPUT_TOKENS)
     out_tokens = attrs.get(ROLLOUT_USAGE_OUTPUT_TOKENS)
     total = attrs.get(ROLLOUT_USAGE_TOTAL_TOKENS)
+    if in_tokens is None and out_tokens is None and total is None and is_llm_span(attrs):
+        usage = foreign_usage(attrs)  # another instrumentation's LLM span
+        in_tokens, out_tokens = usage.get("input_tokens"), usage.get("output_tokens")
+        total = usage.get("total_tokens")
     if in_tokens is not None or out_tokens is not None or total is not None:
         if total is None and isinstance(in_tokens, int) and isinstance(out_tokens, int):
             total = in_tokens + out_tokens

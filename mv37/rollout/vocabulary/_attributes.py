@@ -192,6 +192,8 @@ _USAGE_KEYS: Final[dict[str, tuple[str, ...]]] = {
     "context_utilization": (sc.ROLLOUT_CONTEXT_UTILIZATION,),
 }
 USAGE_FIELDS: Final = tuple(_USAGE_KEYS)
+USAGE_KEYS: Final[Mapping[str, tuple[str, ...]]] = _USAGE_KEYS
+"""Each usage field's keys: the `rollout.usage.*` key first, then its mirrors."""
 SUMMED_USAGE_FIELDS: Final = (
     "input_tokens",
     "output_tokens",
