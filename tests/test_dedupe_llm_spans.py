@@ -384,3 +384,46 @@ def test_console_shows_foreign_llm_spans(capsys: pytest.CaptureFixture[str]) -> 
     line = next(line for line in text.splitlines() if "openai.chat" in line)
     assert "[llm]" in line
     assert "1117→46" in line
+
+
+async def _our_llm_span(case: str, is_async: bool, *, native: bool) -> dict[str, Any]:
+    """Our span for one wrapped Anthropic call, with the SDK's own tracing on or off."""
+    api = fp.FakeAPI()
+    api.reply(
+        "anthropic_message.json" if case == "message" else "anthropic_stream.sse",
+        headers={"request-id": "req_0123456789"},
+    )
+    with capture_spans() as captured:
+        client = fp.anthropic_client(api, is_async=is_async)
+        if not native:
+            client = client.with_options(open_telemetry={"traces": False})
+        client = wrap(client)
+        with rollout.trace("agent"):
+            await anthropic_call(client, case, is_async)
+        spans = captured.as_dicts()
+    assert [s for s in spans if s["scope"] == ANTHROPIC_SCOPE] == []
+    return next(s for s in spans if s["type"] == "llm")
+
+
+@KINDS
+@pytest.mark.parametrize("case", ["message", "stream"])
+async def test_anthropic_native_facts_land_on_our_span(case: str, is_async: bool) -> None:
+    """Dedupe on: what the SDK's own span would have added (its request id, the HTTP
+    status and URL, the server) is on ours instead, for the keys ours lacks. Every value
+    ours had without the SDK's tracing stays as it was, and no content comes along."""
+    plain = await _our_llm_span(case, is_async, native=False)
+    llm = await _our_llm_span(case, is_async, native=True)
+    attrs = llm["attributes"]
+    assert attrs["anthropic.request.id"] == "req_0123456789"
+    assert attrs["http.response.status_code"] == 200
+    assert attrs["server.address"] == "fake.anthropic.test"
+    assert attrs["url.full"].startswith("https://fake.anthropic.test/v1/messages")
+    assert totals(llm) == ANTHROPIC_USAGE[case]
+    ignored = {sc.ROLLOUT_LLM_TIME_TO_FIRST_CHUNK, sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK}
+    for key, value in plain["attributes"].items():
+        if key not in ignored:
+            assert attrs[key] == value, key
+    added = set(attrs) - set(plain["attributes"])
+    assert added, "nothing was taken from the SDK's span"
+    assert all(k.startswith(("anthropic.", "http.", "url.", "server.", "gen_ai.")) for k in added)
+    assert not any("message" in k.split(".")[-1] or "content" in k for k in added), added

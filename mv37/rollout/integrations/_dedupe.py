@@ -12,9 +12,10 @@ also:
   children of our span;
 - marks the call for the provider SDK's own tracer: for an Anthropic client whose native
   tracing is on, `hook_client` gives the wrapped client a tracer that, inside a marked
-  call, hands the SDK a non-recording span carrying our span's context. The SDK then
-  exports no span of its own and still sends the trace context to the API as the user
-  configured it (`propagation`), naming our span as the parent.
+  call, hands the SDK a stand-in carrying our span's context (`_StandIn`). The SDK then
+  exports no span of its own, still sends the trace context to the API as the user
+  configured it (`propagation`), naming our span as the parent, and what its span would
+  have added (request id, HTTP status, URL) lands on ours where ours lacks it.
 
 The OTel contrib GenAI instrumentations (`opentelemetry-instrumentation-openai-v2`)
 check no context key; `wrap()` calls past their wrapper instead (`skip_foreign`).
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import wrapt
@@ -37,6 +38,7 @@ from opentelemetry.trace import Span as OTelSpan
 from mv37.rollout.base._diagnostics import internal_error
 from mv37.rollout.facade._context import context_with
 from mv37.rollout.facade._span import Span
+from mv37.rollout.vocabulary._foreign import adoptable
 
 SUPPRESS_KEY_PLAIN: Final = "suppress_instrumentation"
 """The plain-string form of OTel's suppression key (`opentelemetry.instrumentation.utils`)."""
@@ -131,11 +133,58 @@ def _hook_http(http_client: Any) -> None:
 # -- the provider SDK's own tracer (anthropic) ----------------------------------------------
 
 
+class _StandIn(NonRecordingSpan):
+    """What the provider SDK gets for its own span inside a deduplicated call.
+
+    It carries our `llm` span's context (with `propagation` on, the SDK sends it to the
+    API) and is never exported. It takes the attributes the SDK records (so the SDK
+    computes them, as for a span of its own), and when the SDK ends it, the ones our
+    span lacks and may hold (`adoptable`: request ids, HTTP facts, extra usage counts,
+    never content) go onto ours, if ours is still open.
+    """
+
+    def __init__(self, ours: OTelSpan, attributes: Mapping[str, Any] | None) -> None:
+        super().__init__(ours.get_span_context())
+        self._ours = ours
+        self._recorded: dict[str, Any] = dict(attributes or {})
+        self._open = True
+
+    def is_recording(self) -> bool:
+        """True until the SDK ends it (so the SDK records its response facts)."""
+        return self._open
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        """Keep `key` for our span."""
+        if self._open:
+            self._recorded[key] = value
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        """Keep `attributes` for our span."""
+        if self._open:
+            self._recorded.update(attributes)
+
+    def end(self, end_time: int | None = None) -> None:
+        """Hand what ours lacks to our span, once; never raises."""
+        if not self._open:
+            return
+        self._open = False
+        try:
+            ours = self._ours
+            if ours.is_recording():
+                present = getattr(ours, "attributes", None) or {}
+                picked = adoptable(self._recorded, present)
+                if picked:
+                    ours.set_attributes(picked)
+        except Exception as exc:
+            internal_error("wrap: take the provider SDK's span attributes", exc)
+
+
 class _NativeTracer(wrapt.ObjectProxy[Any]):
     """A provider SDK client's tracer that, inside a deduplicated call, starts no span.
 
-    It returns a non-recording span with our `llm` span's context: the SDK records
-    nothing and, with `propagation` on, sends our span's trace context to the API.
+    It returns a `_StandIn` for our `llm` span: the SDK exports nothing and, with
+    `propagation` on, sends our span's trace context to the API; what its span would
+    have added (request id, HTTP status, URL) lands on ours.
     """
 
     def start_span(self, name: str, context: Context | None = None, *args: Any, **kw: Any) -> Any:
@@ -143,7 +192,8 @@ class _NativeTracer(wrapt.ObjectProxy[Any]):
         call = _current_call(context)
         if call is None:
             return self.__wrapped__.start_span(name, context, *args, **kw)
-        return NonRecordingSpan(call.otel_span.get_span_context())
+        attributes = kw.get("attributes", args[1] if len(args) > 1 else None)  # after kind
+        return _StandIn(call.otel_span, attributes)
 
 
 def _hook_native_tracer(client: object) -> None:
