@@ -16,6 +16,7 @@ once:
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Final, Protocol
 
@@ -54,7 +55,8 @@ class ForeignUsageProcessor(SpanProcessor):
     """Adds a foreign LLM span's usage to its Rollout trace's totals when it ends."""
 
     def __init__(self) -> None:
-        self._live: dict[int, _Entry] = {}
+        # Oldest first; `popitem(last=False)` evicts in O(1) at the bound.
+        self._live: OrderedDict[int, _Entry] = OrderedDict()
         self._lock = threading.Lock()
         self._shut = False
 
@@ -75,15 +77,15 @@ class ForeignUsageProcessor(SpanProcessor):
                 live = self._live
                 live[span.get_span_context().span_id] = entry
                 if len(live) > MAX_LIVE:
-                    del live[next(iter(live))]
+                    live.popitem(last=False)
         except Exception as exc:
             internal_error("follow foreign span", exc)
 
     def on_end(self, span: ReadableSpan) -> None:
         """Count the usage of a foreign LLM span once, in the trace it started in."""
         context = span.context
-        if context is None:
-            return
+        if context is None or not self._live:
+            return  # the common case, our own spans: no lock, nothing followed
         with self._lock:
             entry = self._live.pop(context.span_id, None)
         if entry is None or entry.covered:
