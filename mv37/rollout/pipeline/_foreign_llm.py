@@ -55,8 +55,9 @@ class ForeignUsageProcessor(SpanProcessor):
     """Adds a foreign LLM span's usage to its Rollout trace's totals when it ends."""
 
     def __init__(self) -> None:
-        # Oldest first; `popitem(last=False)` evicts in O(1) at the bound.
-        self._live: OrderedDict[int, _Entry] = OrderedDict()
+        # The spans followed, oldest first (`popitem(last=False)` evicts in O(1) at the
+        # bound); empty, as for a process with no other instrumentation, ends cost nothing.
+        self.live: OrderedDict[int, _Entry] = OrderedDict()
         self._lock = threading.Lock()
         self._shut = False
 
@@ -74,7 +75,7 @@ class ForeignUsageProcessor(SpanProcessor):
             parent = span.parent
             entry = _Entry(trace, covered, parent.span_id if parent is not None else None)  # type: ignore[arg-type]
             with self._lock:
-                live = self._live
+                live = self.live
                 live[span.get_span_context().span_id] = entry
                 if len(live) > MAX_LIVE:
                     live.popitem(last=False)
@@ -84,10 +85,10 @@ class ForeignUsageProcessor(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         """Count the usage of a foreign LLM span once, in the trace it started in."""
         context = span.context
-        if context is None or not self._live:
+        if context is None or not self.live:
             return  # the common case, our own spans: no lock, nothing followed
         with self._lock:
-            entry = self._live.pop(context.span_id, None)
+            entry = self.live.pop(context.span_id, None)
         if entry is None or entry.covered:
             return
         try:
@@ -100,7 +101,7 @@ class ForeignUsageProcessor(SpanProcessor):
                     counted = True
             if counted and entry.parent_id is not None:
                 with self._lock:
-                    parent = self._live.get(entry.parent_id)
+                    parent = self.live.get(entry.parent_id)
                 if parent is not None:
                     parent.counted_below = True
         except Exception as exc:
@@ -111,7 +112,7 @@ class ForeignUsageProcessor(SpanProcessor):
         get spans from instrumentations that kept its tracer)."""
         self._shut = True
         with self._lock:
-            self._live.clear()
+            self.live.clear()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Nothing buffered."""

@@ -184,8 +184,9 @@ class Pipeline:
         owned = self.owned_provider is not None
         count_all = owned or config.export_all_spans
         processors: list[SpanProcessor] = [
-            ContextStampProcessor(self.counters, count_all=count_all),
-            ForeignUsageProcessor(),
+            ContextStampProcessor(
+                self.counters, count_all=count_all, foreign=ForeignUsageProcessor()
+            ),
         ]
         if config.console is True or (owned and config.console_enabled):
             redactor = self.redactor

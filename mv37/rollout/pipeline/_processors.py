@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace import Span as SDKSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from mv37.rollout.base._diagnostics import internal_error
+from mv37.rollout.pipeline._foreign_llm import ForeignUsageProcessor
 from mv37.rollout.pipeline._queue import ExportProcessor, estimate_size
 from mv37.rollout.pipeline._stats import Counters, InFlight
 from mv37.rollout.vocabulary._keys import trace_in
@@ -48,9 +49,18 @@ class ContextStampProcessor(SpanProcessor):
     spans of Rollout traces do.
     """
 
-    def __init__(self, counters: Counters, *, count_all: bool) -> None:
+    def __init__(
+        self,
+        counters: Counters,
+        *,
+        count_all: bool,
+        foreign: ForeignUsageProcessor | None = None,
+    ) -> None:
         self._counters = counters
         self._count_all = count_all
+        # Foreign LLM spans' usage (`_foreign_llm.py`), followed from here: one processor
+        # call per span start and end instead of two (this runs for every span).
+        self._foreign = foreign
 
     def on_start(self, span: SDKSpan, parent_context: Context | None = None) -> None:
         """Count the span; stamp the active trace's context attributes on a foreign one."""
@@ -64,12 +74,19 @@ class ContextStampProcessor(SpanProcessor):
                 span.set_attributes(trace.context_attributes)
         except Exception as exc:
             internal_error("stamp foreign span", exc)
+        if self._foreign is not None:
+            self._foreign.on_start(span, parent_context)
 
     def on_end(self, span: ReadableSpan) -> None:
-        """Nothing to do at end."""
+        """A followed foreign LLM span ended: count its usage (nothing for ours)."""
+        foreign = self._foreign
+        if foreign is not None and foreign.live:
+            foreign.on_end(span)
 
     def shutdown(self) -> None:
-        """Nothing to release."""
+        """Follow no more foreign spans."""
+        if self._foreign is not None:
+            self._foreign.shutdown()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Nothing buffered."""
