@@ -39,7 +39,7 @@ MODEL_FILES = (
 ROLLOUT_PREFIX = "rollout."
 # `openinference-spec`: in the OpenInference spec documents (e.g. annotations.md) but not
 # (yet) a constant of the openinference-semantic-conventions package.
-UPSTREAMS = ("otel", "openinference", "openinference-spec")
+UPSTREAMS = ("otel", "openinference", "openinference-spec", "anthropic")
 WHERE = ("span", "event", "resource", "metric")
 STABILITY = ("stable", "development", "alpha", "beta", "release_candidate")
 REQUIREMENT_LEVELS = ("required", "conditionally_required", "recommended", "opt_in")

@@ -409,21 +409,20 @@ async def _our_llm_span(case: str, is_async: bool, *, native: bool) -> dict[str,
 @pytest.mark.parametrize("case", ["message", "stream"])
 async def test_anthropic_native_facts_land_on_our_span(case: str, is_async: bool) -> None:
     """Dedupe on: what the SDK's own span would have added (its request id, the HTTP
-    status and URL, the server) is on ours instead, for the keys ours lacks. Every value
-    ours had without the SDK's tracing stays as it was, and no content comes along."""
+    status, the server) is on ours instead, for the keys ours lacks. Every value ours had
+    without the SDK's tracing stays as it was, and nothing else comes along."""
     plain = await _our_llm_span(case, is_async, native=False)
     llm = await _our_llm_span(case, is_async, native=True)
     attrs = llm["attributes"]
-    assert attrs["anthropic.request.id"] == "req_0123456789"
-    assert attrs["http.response.status_code"] == 200
-    assert attrs["server.address"] == "fake.anthropic.test"
-    assert attrs["url.full"].startswith("https://fake.anthropic.test/v1/messages")
     assert totals(llm) == ANTHROPIC_USAGE[case]
     ignored = {sc.ROLLOUT_LLM_TIME_TO_FIRST_CHUNK, sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK}
     for key, value in plain["attributes"].items():
         if key not in ignored:
             assert attrs[key] == value, key
-    added = set(attrs) - set(plain["attributes"])
-    assert added, "nothing was taken from the SDK's span"
-    assert all(k.startswith(("anthropic.", "http.", "url.", "server.", "gen_ai.")) for k in added)
-    assert not any("message" in k.split(".")[-1] or "content" in k for k in added), added
+    added = {k: v for k, v in attrs.items() if k not in plain["attributes"]}
+    assert added == {
+        sc.ANTHROPIC_REQUEST_ID: "req_0123456789",
+        sc.HTTP_RESPONSE_STATUS_CODE: 200,
+        sc.SERVER_ADDRESS: "fake.anthropic.test",
+        sc.SERVER_PORT: 443,
+    }

@@ -154,6 +154,19 @@ def test_openinference_mirrors_exist_upstream() -> None:
     )
 
 
+def test_anthropic_keys_exist_upstream() -> None:
+    """Every key with upstream `anthropic` is one the anthropic SDK's own span writes."""
+    tracing = pytest.importorskip("anthropic._tracing")
+    known = set(tracing.RESPONSE_HEADER_ATTRIBUTES)
+    for spec in tracing.SPAN_ATTRIBUTES.values():
+        for group in spec.values():
+            if isinstance(group, dict):
+                known |= set(group)
+    keys = _mirrors("anthropic")
+    assert keys, "no anthropic keys in the registry"
+    assert _missing_upstream(keys, known) == []
+
+
 def test_missing_upstream_key_is_reported_by_name() -> None:
     """A key absent upstream is reported, so the upstream tests fail naming it."""
     assert _missing_upstream(["gen_ai.request.model", "gen_ai.nope"], _otel_keys()) == [
@@ -195,7 +208,9 @@ def test_mirrors_name_their_upstream_and_rollout_key() -> None:
     """Each mirror names its upstream, and what it mirrors is a rollout.* key."""
     rollout_keys = {a.key for a in _registry().rollout_attributes}
     for attr in _registry().mirrored_attributes:
-        assert attr.upstream in ("otel", "openinference", "openinference-spec"), attr.key
+        assert attr.upstream in ("otel", "openinference", "openinference-spec", "anthropic"), (
+            attr.key
+        )
         assert not attr.key.startswith("rollout."), attr.key
         assert attr.examples, attr.key
         assert set(attr.mirrors) <= rollout_keys, attr.key

@@ -308,6 +308,12 @@ SERVER_ADDRESS: Final = "server.address"
 SERVER_PORT: Final = "server.port"
 """Port of the GenAI server a client operation called (with server.address)."""
 
+HTTP_RESPONSE_STATUS_CODE: Final = "http.response.status_code"
+"""HTTP status of a wrapped LLM call's response (from the SDK's own span)."""
+
+ANTHROPIC_REQUEST_ID: Final = "anthropic.request.id"
+"""Anthropic's request-id header of a wrapped call (from the SDK's own span)."""
+
 EXCEPTION_TYPE: Final = "exception.type"
 """Exception type (attribute of the exception event recorded by OTel)."""
 
@@ -506,6 +512,7 @@ METRIC_ROLLOUT_CLIENT_COST: Final = "rollout.client.cost"
 ATTRIBUTE_KEYS: Final = frozenset(
     {
         "agent.name",
+        "anthropic.request.id",
         "deployment.environment.name",
         "error.type",
         "exception.escaped",
@@ -552,6 +559,7 @@ ATTRIBUTE_KEYS: Final = frozenset(
         "gen_ai.usage.output_tokens",
         "gen_ai.usage.reasoning.output_tokens",
         "gen_ai.workflow.name",
+        "http.response.status_code",
         "input.mime_type",
         "input.value",
         "llm.cost.total",

@@ -15,7 +15,7 @@ also:
   call, hands the SDK a stand-in carrying our span's context (`_StandIn`). The SDK then
   exports no span of its own, still sends the trace context to the API as the user
   configured it (`propagation`), naming our span as the parent, and what its span would
-  have added (request id, HTTP status, URL) lands on ours where ours lacks it.
+  have added (request id, HTTP status, server) lands on ours where ours lacks it.
 
 The OTel contrib GenAI instrumentations (`opentelemetry-instrumentation-openai-v2`)
 check no context key; `wrap()` calls past their wrapper instead (`skip_foreign`).
@@ -139,7 +139,7 @@ class _StandIn(NonRecordingSpan):
     It carries our `llm` span's context (with `propagation` on, the SDK sends it to the
     API) and is never exported. It takes the attributes the SDK records (so the SDK
     computes them, as for a span of its own), and when the SDK ends it, the ones our
-    span lacks and may hold (`adoptable`: request ids, HTTP facts, extra usage counts,
+    span lacks and may hold (`adoptable`: the request id, the HTTP status, the server;
     never content) go onto ours, if ours is still open.
     """
 
@@ -184,7 +184,7 @@ class _NativeTracer(wrapt.ObjectProxy[Any]):
 
     It returns a `_StandIn` for our `llm` span: the SDK exports nothing and, with
     `propagation` on, sends our span's trace context to the API; what its span would
-    have added (request id, HTTP status, URL) lands on ours.
+    have added (request id, HTTP status, server) lands on ours.
     """
 
     def start_span(self, name: str, context: Context | None = None, *args: Any, **kw: Any) -> Any:

@@ -21,28 +21,21 @@ LLM_OPERATIONS: Final = frozenset({"chat", "text_completion", "generate_content"
 """The `gen_ai.operation.name` values of a model call (OTel GenAI conventions)."""
 
 
-ADOPTED_PREFIXES: Final = (
-    "anthropic.",
-    "http.",
-    "url.",
-    "server.",
-    sc.GEN_AI_REQUEST_MODEL.rpartition(".")[0] + ".",  # gen_ai.request.*
-    sc.GEN_AI_RESPONSE_MODEL.rpartition(".")[0] + ".",  # gen_ai.response.*
-    sc.GEN_AI_USAGE_INPUT_TOKENS.rpartition(".")[0] + ".",  # gen_ai.usage.*
+ADOPTED_KEYS: Final = frozenset(
+    {sc.ANTHROPIC_REQUEST_ID, sc.HTTP_RESPONSE_STATUS_CODE, sc.SERVER_ADDRESS, sc.SERVER_PORT}
 )
 """What a provider SDK's own span may add to ours when ours stands in for it (`wrap()`
-with `dedupe_llm_spans`): its request ids, HTTP facts, request/response details and
-extra usage counts, for the keys ours lacks. Never content (messages, prompts,
-instructions), which ours captures under its own settings."""
+with `dedupe_llm_spans`), where ours lacks it: the provider's request id (what its
+support asks for), the HTTP status, the server. Registered keys only; never content."""
 
 
 def adoptable(attributes: Mapping[str, Any], present: Mapping[str, Any]) -> dict[str, Any]:
-    """The attributes a provider SDK recorded that our span may take: under
-    `ADOPTED_PREFIXES`, and not already on ours (`present`)."""
+    """The attributes a provider SDK recorded that our span may take: in `ADOPTED_KEYS`,
+    and not already on ours (`present`)."""
     return {
         key: value
         for key, value in attributes.items()
-        if key not in present and key.startswith(ADOPTED_PREFIXES)
+        if key in ADOPTED_KEYS and key not in present
     }
 
 
