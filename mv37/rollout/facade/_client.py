@@ -239,8 +239,13 @@ class RolloutCore:
         context: Mapping[str, Any] | None = None,
         agent_name: str | None = None,
         extra: Attributes | None = None,
+        prepared: tuple[Attributes, str] | None = None,
     ) -> Trace:
-        """Start a trace of `span_type` ("agent" or "trace"); not yet current."""
+        """Start a trace of `span_type` ("agent" or "trace"); not yet current.
+
+        `prepared`: its type attributes and OTel span name, when the caller made them
+        once for every call (a decorator); never modified here.
+        """
         parent = current_trace()
         user: UserFields | None = None
         user_id_of_trace: str | None = None
@@ -278,7 +283,9 @@ class RolloutCore:
                 # The innermost agent's name, not the client's `agent_name` (issue 14).
                 inherited = parent.context_attributes
                 ctx_attrs.update({k: inherited[k] for k in _AGENT_KEYS if k in inherited})
-            attrs: Attributes = {**ctx_attrs, **type_attributes(span_type, name)}
+            if prepared is None:
+                prepared = (type_attributes(span_type, name), span_name(span_type, name))
+            attrs: Attributes = {**ctx_attrs, **prepared[0]}
             if external_trace_id:
                 attrs[sc.ROLLOUT_TRACE_EXTERNAL_ID] = str(external_trace_id)
             attrs.update(user_attributes(about.extra, limit))
@@ -288,7 +295,7 @@ class RolloutCore:
                 self.tracer,
                 self._pipeline,
                 self.config,
-                span_name(span_type, name),
+                prepared[1],
                 attrs,
                 trace_id=trace_id,
                 own_trace_id=own_trace_id,

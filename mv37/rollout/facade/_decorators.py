@@ -33,6 +33,7 @@ from mv37.rollout.vocabulary._attributes import (
     capture_allowed,
     llm_attributes,
     plan_span,
+    span_name,
     type_attributes,
     user_attributes,
 )
@@ -119,7 +120,16 @@ Opened = _Scope | NoopScopes | None
 class _Engine:
     """Opens and closes the scope of one decorated function's calls."""
 
-    __slots__ = ("child_cls", "client", "is_trace", "name", "options", "params", "plan")
+    __slots__ = (
+        "child_cls",
+        "client",
+        "is_trace",
+        "name",
+        "options",
+        "params",
+        "plan",
+        "trace_plan",
+    )
 
     def __init__(
         self,
@@ -150,6 +160,12 @@ class _Engine:
             options.llm_options.get("model"),
         )
         self.child_cls = ToolCall if options.span_type == TOOL else Span
+        # A trace's type attributes and span name, made once for all its calls.
+        self.trace_plan = (
+            (type_attributes(options.span_type, self.name), span_name(options.span_type, self.name))
+            if self.is_trace
+            else None
+        )
 
     def open(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Opened:
         """Start the span (not yet current); None when nothing should be recorded.
@@ -167,6 +183,7 @@ class _Engine:
                     options.span_type,
                     self.name,
                     agent_name=options.name if options.span_type == AGENT else None,
+                    prepared=self.trace_plan,
                     **options.trace_options,
                 )
                 if options.capture_input and trace.is_recording:

@@ -161,8 +161,7 @@ def start_root_span(
     current: Context | None = None
     links: list[Link] = []
     forced = parse_trace_id(trace_id) if trace_id is not None else None
-    provider = pipeline.provider if pipeline is not None else None
-    ours = isinstance(getattr(provider, "id_generator", None), RolloutIdGenerator)
+    ours = pipeline is not None and pipeline.own_ids
     if forced is not None:
         current = Context()
         if not ours:

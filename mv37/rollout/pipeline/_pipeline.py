@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import atexit
+import functools
 import os
 import sys
 import threading
@@ -148,6 +149,12 @@ class Pipeline:
     def records(self) -> bool:
         """Spans can record here (an SDK provider): a non-recording root was sampled out."""
         return isinstance(self.provider, TracerProvider)
+
+    @functools.cached_property
+    def own_ids(self) -> bool:
+        """The provider draws its ids with our `RolloutIdGenerator` (timed trace ids, the
+        root's derived span id); decided once, as the provider is."""
+        return isinstance(getattr(self.provider, "id_generator", None), RolloutIdGenerator)
 
     # -- provider policy ----------------------------------------------------------------
 
