@@ -385,6 +385,8 @@ class Trace(_Scope):
                     self._usage[name] = self._usage.get(name, 0) + value
 
     def _before_end(self) -> None:
+        if not self._usage:
+            return  # no model call reported usage (checked without the lock: it only grows)
         with self._lock:
             totals = dict(self._usage)
         if totals:
@@ -402,11 +404,12 @@ class Trace(_Scope):
             self._client._wait_for_delivery()
 
     def _end(self, exc: BaseException | None) -> bool:
-        """End the trace and wake the exporter; True when a wait for delivery is owed.
+        """End the trace; True when a wait for delivery is owed.
 
         Only the call that ended a recording root trace (no enclosing Rollout trace)
         under `agent_flush="wait"` owes one, bounded by `shutdown_timeout`: a nested
-        agent's spans leave with its root.
+        agent's spans leave with its root. Otherwise the exporter is woken: the trace's
+        spans leave now, not at the next `flush_interval`.
         """
         ended_now = not self._ended
         super()._end(exc)
