@@ -9,7 +9,7 @@ same OTel trace (`_feedback.py`), parented on its root when this process knows i
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mv37.rollout.base._diagnostics import debug_once
 from mv37.rollout.facade._context import current_trace
@@ -22,12 +22,21 @@ if TYPE_CHECKING:
 RootFacts = tuple[int, "Attributes", "int | None"]
 """(span id, context attributes, end ns or None) of a trace's outermost Rollout span."""
 
+_Ended = tuple[int, tuple[tuple[str, Any], ...], "int | None"]
+"""What an ended root leaves: its span id, its context attributes as a tuple of items
+(atomic values only, so the garbage collector stops tracking it after one look: ten
+thousand remembered dicts made every full collection walk them), its end."""
+
 MAX_REMEMBERED = 10_000
 """Traces whose external id and root span id are remembered, newest kept."""
 
 
 class TraceIndex:
-    """The traces one client recorded: external ids, root span ids, the open ones."""
+    """The traces one client recorded: external ids, root span ids, the open ones.
+
+    A root is kept in `_open` while it runs and moves to `_roots` when it ends: one
+    insert each way, and nothing rewritten.
+    """
 
     __slots__ = ("_external_ids", "_open", "_roots")
 
@@ -36,8 +45,8 @@ class TraceIndex:
         # plain dict's `del d[next(iter(d))]` scans past every slot deleted before it, so
         # at the bound each new trace paid a scan of thousands of dead slots.)
         self._external_ids: OrderedDict[str, str] = OrderedDict()
-        # trace id -> (its first span id, its context attributes, its end in ns or None)
-        self._roots: OrderedDict[int, RootFacts] = OrderedDict()
+        # ended roots: trace id -> (span id, context attributes as items, end in ns)
+        self._roots: OrderedDict[int, _Ended] = OrderedDict()
         # The open root traces, by trace id; a root leaves when it ends (`ended`). Not a
         # weak mapping: that costs more than the rest of the bookkeeping together.
         self._open: OrderedDict[int, Trace] = OrderedDict()
@@ -49,38 +58,44 @@ class TraceIndex:
             ids[str(external_trace_id)] = trace.trace_id
             if len(ids) > MAX_REMEMBERED:
                 ids.popitem(last=False)
-        context = trace.otel_span.get_span_context()
-        trace_id = context.trace_id
-        roots = self._roots
-        if trace_id not in roots:
-            roots[trace_id] = (context.span_id, trace.context_attributes, None)
-            if len(roots) > MAX_REMEMBERED:
-                roots.popitem(last=False)
-            opened = self._open
+        trace_id = trace.otel_span.get_span_context().trace_id
+        opened = self._open
+        if trace_id not in opened and trace_id not in self._roots:
             opened[trace_id] = trace
             if len(opened) > MAX_REMEMBERED:  # roots that never end: keep the newest
                 opened.popitem(last=False)
 
     def ended(self, trace: Trace) -> None:
-        """`trace` ended: if it is an open root, it is open no more."""
-        trace_id = trace.otel_span.get_span_context().trace_id
-        if self._open.get(trace_id) is trace:
-            # Another thread may have evicted it in between (at the bound): fine.
-            self._open.pop(trace_id, None)
-            facts = self._roots.get(trace_id)
-            if facts is not None:
-                end = getattr(trace.otel_span, "end_time", None)
-                self._roots[trace_id] = (facts[0], facts[1], end)
+        """`trace` ended: if it is an open root, it moves to the ended ones."""
+        otel_span = trace.otel_span
+        context = otel_span.get_span_context()
+        trace_id = context.trace_id
+        opened = self._open
+        if opened.get(trace_id) is not trace:
+            return
+        # Another thread may have evicted it in between (at the bound): fine.
+        opened.pop(trace_id, None)
+        roots = self._roots
+        items = tuple(trace.context_attributes.items())
+        roots[trace_id] = (context.span_id, items, getattr(otel_span, "end_time", None))
+        if len(roots) > MAX_REMEMBERED:
+            roots.popitem(last=False)
 
     def root_span_id(self, trace_id: int) -> int | None:
         """The span id of the outermost Rollout span this process recorded in `trace_id`."""
-        facts = self._roots.get(trace_id)
+        facts = self.root_facts(trace_id)
         return facts[0] if facts is not None else None
 
     def root_facts(self, trace_id: int) -> RootFacts | None:
         """What this process knows of `trace_id`'s outermost Rollout span: its span id,
         its context attributes (user, session, agent, ...) and its end (ns, once ended)."""
-        return self._roots.get(trace_id)
+        ended = self._roots.get(trace_id)
+        if ended is not None:
+            return ended[0], dict(ended[1]), ended[2]
+        trace = self._open.get(trace_id)
+        if trace is None:
+            return None
+        return trace.otel_span.get_span_context().span_id, dict(trace.context_attributes), None
 
     def trace_id_for(self, external_trace_id: str) -> str | None:
         """The OTel trace id this process recorded for an external trace id, if known."""
