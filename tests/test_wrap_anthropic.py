@@ -525,19 +525,19 @@ async def test_error_event_mid_stream(captured: CapturedSpans, is_async: bool) -
 # -- alongside the SDK's own telemetry, switches, wrap() --------------------------------------
 
 
-async def test_sdk_own_span_nests_under_the_llm_span(captured: CapturedSpans) -> None:
-    """The Anthropic SDK's own OTel call span is a child of our llm span (it is current)."""
+async def test_sdk_own_span_nests_under_the_llm_span() -> None:
+    """With `dedupe_llm_spans=False` the Anthropic SDK's own OTel call span is kept, as a
+    child of our llm span (it is current); by default it is not exported
+    (tests/test_dedupe_llm_spans.py)."""
     api = fp.FakeAPI()
     api.reply("anthropic_message.json")
-    client = wrap(fp.anthropic_client(api, is_async=False))
-
-    client.messages.create(**request())
-
-    spans = captured.as_dicts()
+    with capture_spans(dedupe_llm_spans=False) as captured:
+        client = wrap(fp.anthropic_client(api, is_async=False))
+        client.messages.create(**request())
+        spans = captured.as_dicts()
+        llm = one_llm(captured)
     sdk_spans = [s for s in spans if s["scope"] == "com.anthropic.sdk.python"]
-    if not sdk_spans:
-        pytest.skip("this anthropic version emits no spans of its own")
-    assert sdk_spans[0]["parent_id"] == one_llm(captured)["span_id"]
+    assert [s["parent_id"] for s in sdk_spans] == [llm["span_id"]]
 
 
 @KINDS
