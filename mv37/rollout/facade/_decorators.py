@@ -33,7 +33,6 @@ from mv37.rollout.vocabulary._attributes import (
     capture_allowed,
     llm_attributes,
     plan_span,
-    span_name,
     type_attributes,
     user_attributes,
 )
@@ -160,9 +159,9 @@ class _Engine:
             options.llm_options.get("model"),
         )
         self.child_cls = ToolCall if options.span_type == TOOL else Span
-        # A trace's type attributes and span name, made once for all its calls.
+        # A trace's type attributes and span name (the plan's), made once for all its calls.
         self.trace_plan = (
-            (type_attributes(options.span_type, self.name), span_name(options.span_type, self.name))
+            (type_attributes(options.span_type, self.name), self.plan.otel_name)
             if self.is_trace
             else None
         )

@@ -81,11 +81,6 @@ class TraceIndex:
         if len(roots) > MAX_REMEMBERED:
             roots.popitem(last=False)
 
-    def root_span_id(self, trace_id: int) -> int | None:
-        """The span id of the outermost Rollout span this process recorded in `trace_id`."""
-        facts = self.root_facts(trace_id)
-        return facts[0] if facts is not None else None
-
     def root_facts(self, trace_id: int) -> RootFacts | None:
         """What this process knows of `trace_id`'s outermost Rollout span: its span id,
         its context attributes (user, session, agent, ...) and its end (ns, once ended)."""

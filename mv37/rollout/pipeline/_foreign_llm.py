@@ -17,42 +17,38 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
-from typing import Final, Protocol
+from typing import Final
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace import Span as SDKSpan
 
 from mv37.rollout.base._diagnostics import internal_error
 from mv37.rollout.vocabulary._attributes import LLM
 from mv37.rollout.vocabulary._foreign import foreign_usage, is_llm_span
-from mv37.rollout.vocabulary._keys import SPAN_KEY, TRACE_KEY
+from mv37.rollout.vocabulary._keys import SPAN_KEY, ActiveTrace
 
-SCOPE: Final = "mv37.rollout"
 MAX_LIVE: Final = 10_000
 """Foreign spans followed at once; the oldest is forgotten past this (spans never ended)."""
-
-
-class UsageTotals(Protocol):
-    """The Rollout trace a foreign span started in: what it sums."""
-
-    def _add_usage(self, usage: Mapping[str, int | float]) -> None: ...
 
 
 class _Entry:
     __slots__ = ("counted_below", "covered", "parent_id", "trace")
 
-    def __init__(self, trace: UsageTotals, covered: bool, parent_id: int | None) -> None:
+    def __init__(self, trace: ActiveTrace, covered: bool, parent_id: int | None) -> None:
         self.trace = trace
         self.covered = covered
         self.parent_id = parent_id
         self.counted_below = False
 
 
-class ForeignUsageProcessor(SpanProcessor):
-    """Adds a foreign LLM span's usage to its Rollout trace's totals when it ends."""
+class ForeignUsage:
+    """Adds a foreign LLM span's usage to its Rollout trace's totals when it ends.
+
+    Driven by `ContextStampProcessor` (`_processors.py`), which already runs for every
+    span and has found the span's Rollout trace: `follow` at start, `ended` at end.
+    """
 
     def __init__(self) -> None:
         # The spans followed, oldest first (`popitem(last=False)` evicts in O(1) at the
@@ -61,19 +57,15 @@ class ForeignUsageProcessor(SpanProcessor):
         self._lock = threading.Lock()
         self._shut = False
 
-    def on_start(self, span: SDKSpan, parent_context: Context | None = None) -> None:
-        """Follow a foreign span started inside a Rollout trace."""
+    def follow(self, span: SDKSpan, trace: ActiveTrace, parent_context: Context | None) -> None:
+        """Follow `span`, another instrumentation's span started inside `trace`."""
+        if self._shut:
+            return
         try:
-            scope = span.instrumentation_scope
-            if self._shut or (scope is not None and scope.name == SCOPE):
-                return
-            trace = otel_context.get_value(TRACE_KEY, parent_context)
-            if trace is None:
-                return
             ours = otel_context.get_value(SPAN_KEY, parent_context)
             covered = getattr(ours, "span_type", None) == LLM
             parent = span.parent
-            entry = _Entry(trace, covered, parent.span_id if parent is not None else None)  # type: ignore[arg-type]
+            entry = _Entry(trace, covered, parent.span_id if parent is not None else None)
             with self._lock:
                 live = self.live
                 live[span.get_span_context().span_id] = entry
@@ -82,11 +74,11 @@ class ForeignUsageProcessor(SpanProcessor):
         except Exception as exc:
             internal_error("follow foreign span", exc)
 
-    def on_end(self, span: ReadableSpan) -> None:
-        """Count the usage of a foreign LLM span once, in the trace it started in."""
+    def ended(self, span: ReadableSpan) -> None:
+        """Count the usage of a followed foreign LLM span once, in the trace it started in."""
         context = span.context
-        if context is None or not self.live:
-            return  # the common case, our own spans: no lock, nothing followed
+        if context is None:
+            return
         with self._lock:
             entry = self.live.pop(context.span_id, None)
         if entry is None or entry.covered:
@@ -113,7 +105,3 @@ class ForeignUsageProcessor(SpanProcessor):
         self._shut = True
         with self._lock:
             self.live.clear()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Nothing buffered."""
-        return True

@@ -37,7 +37,7 @@ from mv37.rollout.pipeline._exporters import (
     QuietLogExporter,
     SuppressingExporter,
 )
-from mv37.rollout.pipeline._foreign_llm import ForeignUsageProcessor
+from mv37.rollout.pipeline._foreign_llm import ForeignUsage
 from mv37.rollout.pipeline._privacy import PrivacyStage
 from mv37.rollout.pipeline._processors import (
     SCOPE,
@@ -191,9 +191,7 @@ class Pipeline:
         owned = self.owned_provider is not None
         count_all = owned or config.export_all_spans
         processors: list[SpanProcessor] = [
-            ContextStampProcessor(
-                self.counters, count_all=count_all, foreign=ForeignUsageProcessor()
-            ),
+            ContextStampProcessor(self.counters, count_all=count_all, foreign=ForeignUsage()),
         ]
         if config.console is True or (owned and config.console_enabled):
             redactor = self.redactor

@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace import Span as SDKSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from mv37.rollout.base._diagnostics import internal_error
-from mv37.rollout.pipeline._foreign_llm import ForeignUsageProcessor
+from mv37.rollout.pipeline._foreign_llm import ForeignUsage
 from mv37.rollout.pipeline._queue import ExportProcessor, estimate_size
 from mv37.rollout.pipeline._stats import Counters, InFlight
 from mv37.rollout.vocabulary._keys import trace_in
@@ -54,7 +54,7 @@ class ContextStampProcessor(SpanProcessor):
         counters: Counters,
         *,
         count_all: bool,
-        foreign: ForeignUsageProcessor | None = None,
+        foreign: ForeignUsage | None = None,
     ) -> None:
         self._counters = counters
         self._count_all = count_all
@@ -70,18 +70,21 @@ class ContextStampProcessor(SpanProcessor):
             if _from_our_scope(span):
                 return  # stamped by the facade as it started
             trace = trace_in(parent_context)
-            if trace is not None and trace.context_attributes:
+            if trace is None:
+                return
+            if trace.context_attributes:
                 span.set_attributes(trace.context_attributes)
         except Exception as exc:
             internal_error("stamp foreign span", exc)
+            return
         if self._foreign is not None:
-            self._foreign.on_start(span, parent_context)
+            self._foreign.follow(span, trace, parent_context)
 
     def on_end(self, span: ReadableSpan) -> None:
         """A followed foreign LLM span ended: count its usage (nothing for ours)."""
         foreign = self._foreign
         if foreign is not None and foreign.live:
-            foreign.on_end(span)
+            foreign.ended(span)
 
     def shutdown(self) -> None:
         """Follow no more foreign spans."""

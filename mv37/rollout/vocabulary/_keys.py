@@ -7,6 +7,7 @@ trace's context attributes onto foreign spans. Both sides meet here, below them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 from opentelemetry import context as otel_context
@@ -26,6 +27,9 @@ class ActiveTrace(Protocol):
     def context_attributes(self) -> dict[str, AttributeValue]:
         """User, session, conversation and agent attributes copied onto every span."""
         ...
+
+    def _add_usage(self, usage: Mapping[str, int | float]) -> None:
+        """Add an LLM call's usage to the trace's totals (another instrumentation's span)."""
 
 
 def trace_in(ctx: Context | None) -> ActiveTrace | None:
