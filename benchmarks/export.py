@@ -67,7 +67,6 @@ class CountingReceiver:
 
     def __init__(self, *, stall: bool = False) -> None:
         self.count = 0
-        self.other_posts = 0  # requests to other paths (/v1/metrics)
         self.cond = threading.Condition()
         self.release = threading.Event()
         if not stall:
@@ -92,8 +91,6 @@ class CountingReceiver:
                         for resource in request.resource_spans
                         for scope in resource.scope_spans
                     )
-                else:
-                    receiver.other_posts += 1
                 try:
                     self.send_response(200)
                     self.send_header("content-type", "application/x-protobuf")

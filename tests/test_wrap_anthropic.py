@@ -29,8 +29,10 @@ from mv37.rollout.testing import CapturedSpans, capture_spans
 
 if TYPE_CHECKING:
     from tests import fake_providers as fp
+    from tests.conftest import assert_registered
 else:
     import fake_providers as fp
+    from conftest import assert_registered
 
 KINDS = pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
 MODEL = "claude-sonnet-4-6"
@@ -536,6 +538,7 @@ async def test_sdk_own_span_nests_under_the_llm_span() -> None:
         client.messages.create(**request())
         spans = captured.as_dicts()
         llm = one_llm(captured)
+        assert_registered(captured)  # as the `captured` fixture checks
     sdk_spans = [s for s in spans if s["scope"] == "com.anthropic.sdk.python"]
     assert [s["parent_id"] for s in sdk_spans] == [llm["span_id"]]
 
