@@ -64,6 +64,8 @@ from mv37.rollout.testing import OTLPReceiver
 CALLS = max(20_000, int(os.environ.get("BENCH_CALLS", "20000")))
 PAIRS = int(os.environ.get("BENCH_PAIRS", "7"))
 DISABLED_PAIRS = 15
+DISABLED_CALLS = 200_000  # ~0.1 s a sample: sub-microsecond deltas need longer samples
+COST_PAIRS = int(os.environ.get("BENCH_COST_PAIRS", "5"))  # 0 skips "what the defaults cost"
 ENCODE_SPANS = 2_000  # captured spans per worker-CPU sample
 ENCODE_REPEATS = 7
 
@@ -339,7 +341,9 @@ def _raw_spans_expected(ref: Runner, n: int, pairs: int) -> int:
 
 
 def delta_case(label: str, ours: Runner, bare: Runner, limit_us: float) -> Row:
-    result = paired(ours, bare, CALLS, DISABLED_PAIRS)
+    ours(DISABLED_CALLS)  # a full warm-up sample each: the first ones run slow
+    bare(DISABLED_CALLS)
+    result = paired(ours, bare, DISABLED_CALLS, DISABLED_PAIRS)
     delta = result.delta_us
     return Row(
         label,
@@ -474,6 +478,51 @@ def metrics_rows() -> list[tuple[str, str, str, str, str, str, str]]:
     return rows
 
 
+# -- what the defaults cost ----------------------------------------------------------------------
+
+COSTS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("defaults", {}),
+    ("capture off", {"capture_inputs": False, "capture_outputs": False}),
+    ("scrubbing off", {"default_scrubbing": False}),
+    ("semconv=genai", {"semconv": "genai"}),
+    ("metrics off", {"metrics": False}),
+    (
+        "all four",
+        {
+            "capture_inputs": False,
+            "capture_outputs": False,
+            "default_scrubbing": False,
+            "semconv": "genai",
+            "metrics": False,
+        },
+    ),
+)
+"""Default settings a user can turn off, each alone, then together: what each one costs
+shows as the fall of the ratio to raw from the "defaults" row."""
+
+
+def cost_rows(raw: Raw) -> list[tuple[str, ...]]:
+    """The @tool, @trace and agent cases against raw, with each default turned off."""
+    cases = (
+        ("@tool", ours_tool, raw.child, 1.4),
+        ("@trace", ours_trace, raw.root, 1.5),
+        ("@agent + 3 @tool", ours_agent, raw.agent, 1.5),
+    )
+    rows = []
+    for label, settings in COSTS:
+        client = rollout.Rollout(span_exporters=[DiscardExporter()], console=False, **settings)
+        cells = [label]
+        for _, runner, ref, limit in cases:
+            ratio = paired(as_client(client, runner), ref, CALLS, COST_PAIRS).ratio
+            cells.append(f"{ratio:.2f}x {'PASS' if ratio <= limit else 'MISS'}")
+        dropped = sum(client.stats().dropped.values())
+        cells.append(str(dropped))
+        _current.clear()
+        client.shutdown()
+        rows.append(tuple(cells))
+    return rows
+
+
 # -- report --------------------------------------------------------------------------------------
 
 
@@ -536,6 +585,17 @@ def main() -> None:
         ("spans of", "ours us/span", "raw us/span", "ratio"),
         [(label, f"{o:.2f}", f"{r:.2f}", f"{x:.2f}x") for label, o, r, x in cpu],
     )
+
+    if COST_PAIRS > 0:
+        print(
+            f"\nwhat the defaults cost: each turned off alone, then all four; ratio to raw "
+            f"(median of {COST_PAIRS} pairs), targets as above:"
+        )
+        raw = Raw()
+        print_table(
+            ("settings", "@tool", "@trace", "@agent + 3 @tool", "dropped"), cost_rows(raw)
+        )
+        raw.provider.shutdown()
 
     print("\nGenAI metrics on vs off (same defaults; on: posted to a receiver on 127.0.0.1):")
     print_table(

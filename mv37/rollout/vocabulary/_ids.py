@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextvars
 import random
 import re
-import threading
 import time
 
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
@@ -25,8 +24,8 @@ from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
 _forced_trace_id: contextvars.ContextVar[int | None] = contextvars.ContextVar(
     "mv37_rollout_forced_trace_id", default=None
 )
-_forced_span_id: contextvars.ContextVar[int | None] = contextvars.ContextVar(
-    "mv37_rollout_forced_span_id", default=None
+_next_span_id: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "mv37_rollout_next_span_id", default=None
 )
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 
@@ -116,14 +115,12 @@ class RolloutIdGenerator(RandomIdGenerator):
     the root span that follows (`root_span_id`), random span ids otherwise.
 
     The SDK's `start_span` asks for a trace id only for a root span, and for that
-    span's id right after, in the same thread: a trace id drawn here marks the next
-    span id of this thread as the root's. A forced trace id (the caller's `trace_id=`,
+    span's id right after, in the same context: a trace id drawn here makes the next
+    span id of this context the root's. A forced trace id (the caller's `trace_id=`,
     possibly used by more than one root) gets a random root span id; the facade forces
-    the derived one for the ids it draws itself (`own_root_ids`).
+    the derived one for the ids it draws itself (`own_root_ids`). A child span's id is
+    one context-variable read and a random draw.
     """
-
-    def __init__(self) -> None:
-        self._pending = threading.local()
 
     def generate_trace_id(self) -> int:
         """The forced trace id when one is set, else a new timed one."""
@@ -131,22 +128,18 @@ class RolloutIdGenerator(RandomIdGenerator):
         if forced is not None:
             return forced
         trace_id = timed_trace_id(time.time_ns())
-        self._pending.root = trace_id
+        if _next_span_id.get() is None:  # a forced span id wins
+            _next_span_id.set(root_span_id(trace_id))
         return trace_id
 
     def generate_span_id(self) -> int:
         """The forced span id when one is set, the root's derived id right after a trace
         id was drawn, else a random one."""
-        pending = self._pending
-        root = getattr(pending, "root", None)
-        if root is not None:
-            pending.root = None
-        forced = _forced_span_id.get()
-        if forced is not None:
-            return forced
-        if root is not None:
-            return root_span_id(root)
-        return super().generate_span_id()
+        span_id = _next_span_id.get()
+        if span_id is None:
+            return random.getrandbits(64) or 1
+        _next_span_id.set(None)  # used once (a `force_span_id` token still resets it)
+        return span_id
 
     def new_trace_id(self) -> int:
         """A timed trace id for a root decided before it starts (presampling): no span
@@ -194,12 +187,12 @@ def parse_span_id(value: str | int) -> int:
 
 def force_span_id(span_id: int | None) -> contextvars.Token[int | None]:
     """Make the next span started in this context use `span_id`."""
-    return _forced_span_id.set(span_id)
+    return _next_span_id.set(span_id)
 
 
 def reset_forced_span_id(token: contextvars.Token[int | None]) -> None:
     """Undo `force_span_id`."""
-    _forced_span_id.reset(token)
+    _next_span_id.reset(token)
 
 
 def sampling_bound(rate: float) -> int:
