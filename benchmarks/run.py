@@ -592,9 +592,7 @@ def main() -> None:
             f"(median of {COST_PAIRS} pairs), targets as above:"
         )
         raw = Raw()
-        print_table(
-            ("settings", "@tool", "@trace", "@agent + 3 @tool", "dropped"), cost_rows(raw)
-        )
+        print_table(("settings", "@tool", "@trace", "@agent + 3 @tool", "dropped"), cost_rows(raw))
         raw.provider.shutdown()
 
     print("\nGenAI metrics on vs off (same defaults; on: posted to a receiver on 127.0.0.1):")
