@@ -32,24 +32,23 @@ MAX_REMEMBERED = 10_000
 
 
 class TraceIndex:
-    """The traces one client recorded: external ids, root span ids, the open ones.
+    """The traces one client recorded: external ids, and each root by its trace id.
 
-    A root is kept in `_open` while it runs and moves to `_roots` when it ends: one
-    insert each way, and nothing rewritten.
+    One ordered map holds the root `Trace` while it runs and what it leaves (`_Ended`)
+    once it ended, replaced in place: one insert per trace, one assignment at its end,
+    the oldest evicted first.
     """
 
-    __slots__ = ("_external_ids", "_open", "_roots")
+    __slots__ = ("_external_ids", "_roots")
 
     def __init__(self) -> None:
         # OrderedDicts: the oldest entry leaves with `popitem(last=False)` in O(1). (A
         # plain dict's `del d[next(iter(d))]` scans past every slot deleted before it, so
         # at the bound each new trace paid a scan of thousands of dead slots.)
         self._external_ids: OrderedDict[str, str] = OrderedDict()
-        # ended roots: trace id -> (span id, context attributes as items, end in ns)
-        self._roots: OrderedDict[int, _Ended] = OrderedDict()
-        # The open root traces, by trace id; a root leaves when it ends (`ended`). Not a
-        # weak mapping: that costs more than the rest of the bookkeeping together.
-        self._open: OrderedDict[int, Trace] = OrderedDict()
+        # trace id -> the open root (strong: a weak mapping costs more than the rest of
+        # the bookkeeping together), or what it left when it ended.
+        self._roots: OrderedDict[int, Trace | _Ended] = OrderedDict()
 
     def remember(self, trace: Trace, external_trace_id: str | None) -> None:
         """Note a recording trace just started (the first one per OTel trace is its root)."""
@@ -58,39 +57,38 @@ class TraceIndex:
             ids[str(external_trace_id)] = trace.trace_id
             if len(ids) > MAX_REMEMBERED:
                 ids.popitem(last=False)
+        roots = self._roots
         trace_id = trace.otel_span.get_span_context().trace_id
-        opened = self._open
-        if trace_id not in opened and trace_id not in self._roots:
-            opened[trace_id] = trace
-            if len(opened) > MAX_REMEMBERED:  # roots that never end: keep the newest
-                opened.popitem(last=False)
+        # A nested trace finds its root there already; past the bound the oldest leaves.
+        if roots.setdefault(trace_id, trace) is trace and len(roots) > MAX_REMEMBERED:
+            roots.popitem(last=False)
 
     def ended(self, trace: Trace) -> None:
-        """`trace` ended: if it is an open root, it moves to the ended ones."""
+        """`trace` ended: if it is a remembered root, it leaves its facts in its place."""
         otel_span = trace.otel_span
         context = otel_span.get_span_context()
-        trace_id = context.trace_id
-        opened = self._open
-        if opened.get(trace_id) is not trace:
-            return
-        # Another thread may have evicted it in between (at the bound): fine.
-        opened.pop(trace_id, None)
         roots = self._roots
-        items = tuple(trace.context_attributes.items())
-        roots[trace_id] = (context.span_id, items, getattr(otel_span, "end_time", None))
-        if len(roots) > MAX_REMEMBERED:
-            roots.popitem(last=False)
+        trace_id = context.trace_id
+        if roots.get(trace_id) is trace:  # the root (not a nested trace), not yet evicted
+            roots[trace_id] = (
+                context.span_id,
+                tuple(trace.context_attributes.items()),
+                getattr(otel_span, "end_time", None),
+            )
 
     def root_facts(self, trace_id: int) -> RootFacts | None:
         """What this process knows of `trace_id`'s outermost Rollout span: its span id,
         its context attributes (user, session, agent, ...) and its end (ns, once ended)."""
-        ended = self._roots.get(trace_id)
-        if ended is not None:
-            return ended[0], dict(ended[1]), ended[2]
-        trace = self._open.get(trace_id)
-        if trace is None:
+        root = self._roots.get(trace_id)
+        if root is None:
             return None
-        return trace.otel_span.get_span_context().span_id, dict(trace.context_attributes), None
+        if isinstance(root, tuple):
+            return root[0], dict(root[1]), root[2]
+        return root.otel_span.get_span_context().span_id, dict(root.context_attributes), None
+
+    def _open_root(self, trace_id: int) -> Trace | None:
+        root = self._roots.get(trace_id)
+        return None if root is None or isinstance(root, tuple) else root
 
     def trace_id_for(self, external_trace_id: str) -> str | None:
         """The OTel trace id this process recorded for an external trace id, if known."""
@@ -125,7 +123,7 @@ class TraceIndex:
         if number is None:
             debug_once(f"bad-trace-id-{what}", "mv37.rollout: %s(): invalid trace_id", what)
             return None, None
-        open_trace = self._open.get(number)  # the outermost Rollout trace of that OTel trace
+        open_trace = self._open_root(number)  # the outermost Rollout trace of that OTel trace
         if open_trace is not None and not open_trace.ended:
             return open_trace, None
         active = current_trace()
