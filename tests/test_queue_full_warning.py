@@ -113,6 +113,27 @@ def test_a_full_batch_leaves_at_once_without_flush_or_interval(receiver: OTLPRec
     assert rollout.stats().spans_exported == 5
 
 
+def test_the_worker_wakes_at_wake_events_queued_spans_not_at_a_full_batch(
+    receiver: OTLPReceiver,
+) -> None:
+    # Early export keeps spans out of the garbage collector's oldest generation: 128
+    # queued spans wake the worker although a batch may hold 512 (the default).
+    from mv37.rollout.pipeline._queue import WAKE_EVENTS
+
+    rollout.init(base_url=receiver.url, console=False, flush_interval=60.0)
+    with rollout.trace("open"):
+        for n in range(WAKE_EVENTS - 1):
+            step(n)
+        assert rollout.stats().spans_queued == WAKE_EVENTS - 1  # nothing woke the worker
+        assert receiver.spans() == []
+        step(WAKE_EVENTS)
+        spans = receiver.wait_for_spans(WAKE_EVENTS)
+        assert [s.name for s in spans] == ["execute_tool step"] * WAKE_EVENTS
+        assert rollout.stats().spans_queued == 0
+    assert rollout.flush(10.0) is True
+    assert rollout.stats().spans_exported == WAKE_EVENTS + 1
+
+
 def test_our_resource_hashes_once_and_stays_equal_to_a_plain_one() -> None:
     # The OTLP encoder looks every span's resource up in a dict; ours caches its hash.
     from opentelemetry.sdk.resources import Resource

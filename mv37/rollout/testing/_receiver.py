@@ -66,6 +66,8 @@ class ReceivedSpan:
     start_time_unix_nano: int
     end_time_unix_nano: int
     trace_state: str
+    dropped_events_count: int = 0
+    dropped_links_count: int = 0
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,8 @@ def _decode_spans(request: ExportTraceServiceRequest) -> tuple[ReceivedSpan, ...
                         start_time_unix_nano=span.start_time_unix_nano,
                         end_time_unix_nano=span.end_time_unix_nano,
                         trace_state=span.trace_state,
+                        dropped_events_count=span.dropped_events_count,
+                        dropped_links_count=span.dropped_links_count,
                     )
                 )
     return tuple(spans)
