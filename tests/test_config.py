@@ -198,7 +198,7 @@ def test_defaults() -> None:
     assert config.sample_rate == 1.0
     assert config.debug is False
     assert config.disabled is False
-    assert config.max_queue_events == 30_000
+    assert config.max_queue_events == 65_536
     assert config.max_queue_bytes == 32 * 1024 * 1024
     assert config.max_batch_events == 512
     assert config.max_batch_bytes == 2 * 1024 * 1024

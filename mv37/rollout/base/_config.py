@@ -69,7 +69,7 @@ class RolloutConfig:
     sample_rate: float = field(default=1.0, metadata=_env("ROLLOUT_SAMPLE_RATE"))
     debug: bool = field(default=False, metadata=_env("ROLLOUT_DEBUG"))
     disabled: bool = field(default=False, metadata=_env("ROLLOUT_DISABLED"))
-    max_queue_events: int = 30_000
+    max_queue_events: int = 65_536
     max_queue_bytes: int = 32 * 1024 * 1024
     max_batch_events: int = 512
     max_batch_bytes: int = 2 * 1024 * 1024

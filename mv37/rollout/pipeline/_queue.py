@@ -153,7 +153,7 @@ class QueueProcessor(ExportProcessor):
         counters: Counters,
         flight: InFlight,
         *,
-        max_queue_events: int = 30_000,
+        max_queue_events: int = 65_536,
         max_queue_bytes: int = 32 * 1024 * 1024,
         max_batch_events: int = 512,
         max_batch_bytes: int = 2 * 1024 * 1024,
