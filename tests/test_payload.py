@@ -568,3 +568,36 @@ def test_serialize_property(value: object, limit: int) -> None:
         assert payload.text == full
         if payload.mime_type == MIME_JSON:
             strict_loads(payload.text)
+
+
+def test_the_shared_plain_encoder_is_exact_from_many_threads_at_once() -> None:
+    """Plain payloads share one encoder with no state: threads never mix their output,
+    and a payload that needs conversion in the middle still comes out whole."""
+    import threading
+
+    @dataclasses.dataclass
+    class Point:
+        x: int
+
+    def payload(n: int) -> dict[str, Any]:
+        return {"id": n, "items": [n, str(n), {"n": n}], "at": dt.date(2024, 1, 1 + n % 28)}
+
+    errors: list[str] = []
+    start = threading.Barrier(8)
+
+    def run(offset: int) -> None:
+        start.wait()
+        for n in range(offset, offset + 2_000):
+            plain = {"id": n, "tags": ["a", str(n)], "nested": {"n": n}}
+            if serialize(plain, 0).text != json.dumps(plain, ensure_ascii=False):
+                errors.append(f"plain {n}")
+            mixed = {"p": Point(n), **payload(n)}
+            if json.loads(serialize(mixed, 0).text)["p"] != {"x": n}:
+                errors.append(f"mixed {n}")
+
+    threads = [threading.Thread(target=run, args=(i * 10_000,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
