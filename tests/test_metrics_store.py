@@ -108,3 +108,27 @@ def test_reset_forgets_everything_queued_or_counted() -> None:
     series.add(2.0)
     [point] = histogram(store)
     assert (point.count, point.sum) == (1, 2.0)
+
+
+def test_a_series_in_a_group_also_keeps_what_was_added_to_it_directly() -> None:
+    """A series shared by a group and direct adds gets both; a counter drops negatives."""
+    store = Aggregates()
+    inputs = store.series(TOKENS, {sc.GEN_AI_TOKEN_TYPE: "input"})
+    cost = store.series(COST, {})
+    group = store.group((inputs, cost))
+    inputs.add(7)
+    cost.add(-1.0)  # a counter ignores a negative amount, as OTel's counters do
+    for _ in range(3):
+        group.add((10, 0.5))
+    group.add((2, -0.25))
+    cost.add(1.0)
+    points = {
+        dict(p.attributes or {}).get(sc.GEN_AI_TOKEN_TYPE, "cost"): p
+        for m in store.collect(delta=False)
+        for p in m.data.data_points
+    }
+    tokens, spent = points["input"], points["cost"]
+    assert isinstance(tokens, HistogramDataPoint)
+    assert isinstance(spent, NumberDataPoint)
+    assert (tokens.count, tokens.sum, tokens.min, tokens.max) == (5, 39, 2, 10)
+    assert spent.value == 2.5

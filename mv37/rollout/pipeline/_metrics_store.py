@@ -27,9 +27,10 @@ from __future__ import annotations
 import threading
 import time
 from bisect import bisect_left
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Mapping
-from typing import Protocol
+from functools import partial
+from typing import Protocol, TypeVar
 
 from opentelemetry.metrics import Counter as ApiCounter
 from opentelemetry.metrics import Histogram as ApiHistogram
@@ -51,6 +52,7 @@ SCOPE = "mv37.rollout"
 """The instrumentation scope of our meters (the same name as our tracer's)."""
 
 MetricAttributes = Mapping[str, AttributeValue]
+_T = TypeVar("_T")
 
 
 class Series(Protocol):
@@ -95,8 +97,12 @@ class _SeriesGroup:
 # -- our own aggregation -------------------------------------------------------------------
 
 
-FOLD_AT = 4096
-"""Measurements a series queues before the recording thread folds them in itself."""
+FOLD_AT = 512
+"""Measurements a series queues before the recording thread folds them in itself.
+
+Small enough that queued tuples do not live through many garbage collections (each
+one that finds them alive moves them to an older generation, which makes later
+collections longer), large enough to fold in batches."""
 
 
 class _Cell:
@@ -148,28 +154,28 @@ class _Cell:
 
     def fold(self) -> None:
         """Move the queued measurements into the totals (the caller holds `lock`)."""
-        pending = self.pending
-        buckets = self.spec.buckets
-        counts = self.counts
-        histogram = self.spec.instrument == "histogram"
-        count, total, low, high = self.count, self.sum, self.min, self.max
-        while pending:
-            try:
-                value = pending.popleft()
-            except IndexError:  # another thread folded it meanwhile
-                break
-            if not histogram and value < 0:
-                continue  # a counter ignores a negative amount, as OTel's counters do
-            if histogram:
-                counts[bisect_left(buckets, value)] += 1
-            count += 1
-            total += value
-            # Comparisons, not min()/max(): two calls fewer on every measurement.
-            if value < low:  # noqa: PLR1730
-                low = value
-            if value > high:  # noqa: PLR1730
-                high = value
-        self.count, self.sum, self.min, self.max = count, total, low, high
+        self.fold_values(_drain(self.pending))
+
+    def fold_values(self, values: list[float]) -> None:
+        """Add measurements to the totals (the caller holds `lock`), in C where it can:
+        bucket indexes by `map`, counted by `Counter`; `sum`, `min` and `max` builtins."""
+        if self.spec.instrument != "histogram":
+            values = [value for value in values if value >= 0]  # as OTel's counters do
+        if not values:
+            return
+        if self.spec.instrument == "histogram":
+            counts = self.counts
+            for index, n in Counter(map(partial(bisect_left, self.spec.buckets), values)).items():
+                counts[index] += n
+        self.count += len(values)
+        self.sum += sum(values)
+        self.min = min(self.min, min(values))  # noqa: PLW3301 - no unpacking of a long list
+        self.max = max(self.max, max(values))  # noqa: PLW3301
+
+
+def _drain(pending: deque[_T]) -> list[_T]:
+    """Everything queued in `pending` now (adders only append; one folder pops)."""
+    return [pending.popleft() for _ in range(len(pending))]
 
 
 class _HistogramSeries(_Cell):
@@ -204,19 +210,12 @@ class _CellGroup:
                 self.fold()
 
     def fold(self) -> None:
-        """Move the queued tuples into the cells (the caller holds `lock`)."""
-        pending = self.pending
-        cells = self.cells
-        while pending:
-            try:
-                values = pending.popleft()
-            except IndexError:
-                break
-            for cell, value in zip(cells, values, strict=False):
-                if value is not None:
-                    cell.pending.append(value)
-        for cell in cells:
-            cell.fold()
+        """Fold the queued tuples into the cells, a column each (the caller holds `lock`)."""
+        columns = list(zip(*_drain(self.pending), strict=False))
+        for index, cell in enumerate(self.cells):
+            cell.fold()  # what reached it directly (a series may serve more than one group)
+            if index < len(columns):
+                cell.fold_values([value for value in columns[index] if value is not None])
 
 
 class Aggregates:
