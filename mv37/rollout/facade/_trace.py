@@ -40,6 +40,11 @@ if TYPE_CHECKING:
 S = TypeVar("S", bound=Span)
 
 
+_LOCK = threading.Lock()
+"""Guards every trace's message counter and usage totals: a few additions at a time,
+rare next to spans, so one lock serves all (a lock per trace cost every trace)."""
+
+
 class Trace(_Scope):
     """One Rollout trace: an OTel span that opens a trace scope.
 
@@ -58,7 +63,6 @@ class Trace(_Scope):
         "__weakref__",
         "_context_attrs",
         "_external_id",
-        "_lock",
         "_messages",
         "_name",
         "_parent",
@@ -81,8 +85,7 @@ class Trace(_Scope):
         self._external_id = external_trace_id
         self._context_attrs = context_attrs
         self._parent = parent
-        self._usage: dict[str, int | float] = {}
-        self._lock = threading.Lock()
+        self._usage: dict[str, int | float] | None = None  # made at the first usage
         self._messages = 0
 
     @property
@@ -263,7 +266,7 @@ class Trace(_Scope):
         if not self._recording:
             return
         try:
-            with self._lock:
+            with _LOCK:
                 index = self._messages
                 self._messages += 1
             config = self._client.config
@@ -378,7 +381,9 @@ class Trace(_Scope):
     # -- lifecycle --------------------------------------------------------------------
 
     def _add_usage(self, usage: Mapping[str, int | float]) -> None:
-        with self._lock:
+        with _LOCK:
+            if self._usage is None:
+                self._usage = {}
             for name in SUMMED_USAGE_FIELDS:
                 value = usage.get(name)
                 if value is not None:
@@ -387,7 +392,7 @@ class Trace(_Scope):
     def _before_end(self) -> None:
         if not self._usage:
             return  # no model call reported usage (checked without the lock: it only grows)
-        with self._lock:
+        with _LOCK:
             totals = dict(self._usage)
         if totals:
             self._otel.set_attributes(usage_attributes(totals, mirrors=False))
