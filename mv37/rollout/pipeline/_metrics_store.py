@@ -159,11 +159,12 @@ class _Cell:
     def fold_values(self, values: list[float]) -> None:
         """Add measurements to the totals (the caller holds `lock`), in C where it can:
         bucket indexes by `map`, counted by `Counter`; `sum`, `min` and `max` builtins."""
-        if self.spec.instrument != "histogram":
+        histogram = self.spec.instrument == "histogram"
+        if not histogram:
             values = [value for value in values if value >= 0]  # as OTel's counters do
         if not values:
             return
-        if self.spec.instrument == "histogram":
+        if histogram:
             counts = self.counts
             for index, n in Counter(map(partial(bisect_left, self.spec.buckets), values)).items():
                 counts[index] += n
